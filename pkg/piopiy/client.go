@@ -48,10 +48,10 @@ const (
 // Client talks to Piopiy's v2 API. It is safe for concurrent use. Make one
 // with NewClient.
 type Client struct {
-	// creds is a pointer so that printing a Client with %+v shows an
-	// address, never the secret (fmt cannot call methods on unexported
-	// fields).
-	creds      *Credentials
+	// creds is a closure, not a field, because fmt prints unexported fields
+	// raw (it cannot call their methods), and a func prints as an address
+	// whatever the verb.
+	creds      func() Credentials
 	restBase   string
 	actionBase string
 	httpClient *http.Client
@@ -92,7 +92,7 @@ func NewClient(creds Credentials, opts ...Option) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{
-		creds:      &creds,
+		creds:      func() Credentials { return creds },
 		restBase:   DefaultRESTBaseURL,
 		actionBase: DefaultActionBaseURL,
 		userAgent:  defaultUserAgent,
@@ -138,7 +138,7 @@ func checkBaseURL(raw, what string) (string, error) {
 
 // String describes the client without its secret.
 func (c *Client) String() string {
-	return fmt.Sprintf("piopiy.Client{AppID:%d, REST:%s, Action:%s}", c.creds.AppID, c.restBase, c.actionBase)
+	return fmt.Sprintf("piopiy.Client{AppID:%d, REST:%s, Action:%s}", c.creds().AppID, c.restBase, c.actionBase)
 }
 
 // GoString is String, for %#v.
@@ -155,15 +155,19 @@ func (a authFields) Format(f fmt.State, _ rune) {
 	fmt.Fprintf(f, "{appid:%d secret:%s}", a.AppID, redacted)
 }
 
-func (c *Client) auth() authFields { return authFields{AppID: c.creds.AppID, Secret: c.creds.Secret} }
+func (c *Client) auth() authFields {
+	cr := c.creds()
+	return authFields{AppID: cr.AppID, Secret: cr.Secret}
+}
 
 // scrub removes the secret from text that came back from the server, in case
 // an error message echoes the request.
 func (c *Client) scrub(s string) string {
-	if c.creds.Secret == "" || s == "" {
+	secret := c.creds().Secret
+	if secret == "" || s == "" {
 		return s
 	}
-	return strings.ReplaceAll(s, c.creds.Secret, redacted)
+	return strings.ReplaceAll(s, secret, redacted)
 }
 
 // response is a reply whose status and body code said success.

@@ -170,7 +170,7 @@ func ParseWebhook(body []byte) (*Webhook, error) {
 	}
 	var w Webhook
 	switch {
-	case typ == "cdr" || (typ == "" && isCDRStatus(status)):
+	case typ == "cdr":
 		w.Kind, w.CDR = KindCDR, parseCDR(r)
 	case status != "":
 		w.Kind, w.Event = KindEvent, parseEvent(r)
@@ -185,13 +185,6 @@ func ParseWebhook(body []byte) (*Webhook, error) {
 		return nil, r.err
 	}
 	return &w, nil
-}
-
-// isCDRStatus spots a CDR that came without type:"cdr": no live event has
-// these statuses.
-func isCDRStatus(s string) bool {
-	s = strings.ToLower(s)
-	return s == string(CDRAnswered) || s == string(CDRMissed)
 }
 
 // UnmarshalJSON parses b with ParseWebhook.

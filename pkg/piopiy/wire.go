@@ -256,20 +256,33 @@ func (r *fieldReader) number(key string) Number {
 	return n
 }
 
+// maxEpochSeconds is the end of year 9999: later timestamps are garbage.
+const maxEpochSeconds = 253402300799
+
 // millis reads epoch milliseconds; 0 or absent is the zero time.
 func (r *fieldReader) millis(key string) time.Time {
-	if v := r.int(key); v != 0 {
-		return time.UnixMilli(v).UTC()
+	v := r.int(key)
+	if v < 0 || v > maxEpochSeconds*1000+999 {
+		r.fail(key, fmt.Errorf("timestamp %d ms is out of range", v))
+		return time.Time{}
 	}
-	return time.Time{}
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
 }
 
 // seconds reads epoch seconds; 0 or absent is the zero time.
 func (r *fieldReader) seconds(key string) time.Time {
-	if v := r.int(key); v != 0 {
-		return time.Unix(v, 0).UTC()
+	v := r.int(key)
+	if v < 0 || v > maxEpochSeconds {
+		r.fail(key, fmt.Errorf("timestamp %d s is out of range", v))
+		return time.Time{}
 	}
-	return time.Time{}
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.Unix(v, 0).UTC()
 }
 
 // duration reads a number of seconds.
