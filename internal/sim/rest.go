@@ -1,0 +1,231 @@
+package sim
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+)
+
+const maxBody = 1 << 20
+
+func readAll(r *http.Request, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("body larger than %d bytes", limit)
+	}
+	return b, nil
+}
+
+// writeError replies {"code":n,"message":"..."} with HTTP status n.
+func writeError(w http.ResponseWriter, e *apiError) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.Code)
+	_ = json.NewEncoder(w).Encode(e)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func (s *Sim) handleMakeCall(route string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		b, aerr := parseBody(r, maxBody)
+		if aerr != nil {
+			writeError(w, aerr)
+			return
+		}
+		// Per-number faults are keyed by "to"; peek it before validation so a
+		// fault can hit a request that would also fail validation.
+		to := ""
+		if n, err := positiveInt(b["to"]); err == nil {
+			to = strconv.FormatInt(n, 10)
+		}
+		f := s.restFaultsFor(to)
+		if !s.preFaults(w, r, f) {
+			return
+		}
+		mc, aerr := s.parseMakeCall(b)
+		if aerr == nil {
+			aerr = s.checkFiles(mc.PCMO)
+		}
+		if aerr != nil {
+			s.log.Debug("make-call rejected", "code", aerr.Code, "message", aerr.Message)
+			writeError(w, aerr)
+			return
+		}
+		c, err := s.placeCall(mc, route)
+		if err != nil {
+			writeError(w, errf(http.StatusServiceUnavailable, "%v", err))
+			return
+		}
+		if s.ambiguous(w, r, f, c.id) {
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		// Written by hand so the reply is byte for byte Piopiy's shape and key order.
+		_, _ = fmt.Fprintf(w, `{"data":{"status":"progress","request_id":"%s"},"status":"progress","request_id":"%s","code":200}`, c.id, c.id)
+	}
+}
+
+// checkFiles answers 404 "music file not found" when the scenario lists the
+// account's uploaded files and a play names another one.
+func (s *Sim) checkFiles(acts []action) *apiError {
+	sc := s.currentScenario()
+	if len(sc.Files) == 0 {
+		return nil
+	}
+	for _, a := range acts {
+		p := a.Play
+		if a.Input != nil && a.Input.Play != nil {
+			p = a.Input.Play
+		}
+		if p != nil && p.FileName != "" && !slices.Contains(sc.Files, p.FileName) {
+			return errf(codeNotFound, "music file not found: %s", p.FileName)
+		}
+	}
+	return nil
+}
+
+// Call actions (piopiy.telecmi.com). The Node SDK posts to /v1/call/global_action
+// with the key misspelt "cmiuid"; both paths and both spellings are accepted.
+func (s *Sim) handleCallAction(w http.ResponseWriter, r *http.Request) {
+	b, aerr := parseBody(r, maxBody)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	if !s.preFaults(w, r, s.restFaultsFor("")) {
+		return
+	}
+	appID, aerr := s.credentials(b)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	key := "cmiuuid"
+	if !b.has(key) && b.has("cmiuid") {
+		key = "cmiuid"
+	}
+	if !b.has(key) {
+		writeError(w, errf(codePropMissing, "property missing: cmiuuid"))
+		return
+	}
+	id, err := str(b[key])
+	if err != nil || id == "" {
+		writeError(w, errf(codePropMissing, "property %s must be a non-empty string", key))
+		return
+	}
+	if !b.has("action") {
+		writeError(w, errf(codePropMissing, "property missing: action"))
+		return
+	}
+	act, err := str(b["action"])
+	if err != nil {
+		writeError(w, errf(codePropMissing, "property action %v", err))
+		return
+	}
+	switch act {
+	case "hangup", "hold", "unhold", "holdToggle":
+	default:
+		writeError(w, errf(codePropMissing, "invalid action %q: want hangup, hold, unhold or holdToggle", act))
+		return
+	}
+	s.mu.RLock()
+	ref, ok := s.legs[id]
+	s.mu.RUnlock()
+	if !ok || ref.c.appID != appID {
+		writeError(w, errf(codeNotFound, "call not found"))
+		return
+	}
+	if aerr := ref.c.callAction(ref.agent, id, act); aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"code": 200, "status": "success", "message": act + " done"})
+}
+
+func (s *Sim) handleCMIUUIDCDR(w http.ResponseWriter, r *http.Request) {
+	b, aerr := parseBody(r, maxBody)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	if !s.preFaults(w, r, s.restFaultsFor("")) {
+		return
+	}
+	appID, aerr := s.credentials(b)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	if !b.has("cmiuuid") {
+		writeError(w, errf(codePropMissing, "property missing: cmiuuid"))
+		return
+	}
+	id, err := str(b["cmiuuid"])
+	if err != nil {
+		writeError(w, errf(codePropMissing, "property cmiuuid %v", err))
+		return
+	}
+	s.mu.RLock()
+	ref, ok := s.legs[id]
+	s.mu.RUnlock()
+	if !ok || ref.c.appID != appID {
+		writeError(w, errf(codeNotFound, "cdr not found"))
+		return
+	}
+	cdr := ref.c.cdrFor(id)
+	if cdr == nil {
+		writeError(w, errf(codeNotFound, "cdr not found"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"cdr": cdr, "code": 200})
+}
+
+// handleRequestIDCDR answers 404 both for an unknown request id and for bad
+// credentials, as piopiy-api.md says. A known call without CDRs yet (still
+// in progress) answers count 0.
+func (s *Sim) handleRequestIDCDR(w http.ResponseWriter, r *http.Request) {
+	b, aerr := parseBody(r, maxBody)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	if !s.preFaults(w, r, s.restFaultsFor("")) {
+		return
+	}
+	appID, aerr := s.credentials(b)
+	if aerr != nil {
+		writeError(w, errf(codeNotFound, "not found: %s", aerr.Message))
+		return
+	}
+	if !b.has("request_id") {
+		writeError(w, errf(codePropMissing, "property missing: request_id"))
+		return
+	}
+	id, err := str(b["request_id"])
+	if err != nil {
+		writeError(w, errf(codePropMissing, "property request_id %v", err))
+		return
+	}
+	s.mu.RLock()
+	c, ok := s.calls[id]
+	s.mu.RUnlock()
+	if !ok || c.appID != appID {
+		writeError(w, errf(codeNotFound, "request id not found"))
+		return
+	}
+	cdrs := c.allCDRs()
+	writeJSON(w, http.StatusOK, map[string]any{"count": len(cdrs), "cdr": cdrs, "code": 200})
+}
