@@ -129,7 +129,7 @@ type wireCDR struct {
 // MarshalJSON writes the CDR as Piopiy posts it to the webhook (type "cdr",
 // time in epoch milliseconds, the other times in epoch seconds).
 func (c CDR) MarshalJSON() ([]byte, error) {
-	return json.Marshal(wireCDR{
+	return marshal(wireCDR{
 		Type:             "cdr",
 		AppID:            c.AppID,
 		Leg:              c.Leg,

@@ -3,7 +3,6 @@ package piopiy
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -181,7 +180,7 @@ type response struct {
 // repeating the request is harmless: when it is not, every failure that could
 // follow the request reaching Piopiy is reported as KindAmbiguous.
 func (c *Client) post(ctx context.Context, op, base, path string, body any, idempotent bool) (*response, error) {
-	payload, err := json.Marshal(body)
+	payload, err := marshal(body)
 	if err != nil {
 		return nil, &Error{Kind: KindValidation, Op: op, Message: "cannot encode request", Err: err}
 	}

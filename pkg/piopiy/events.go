@@ -273,7 +273,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	if strings.TrimSpace(status) == "" {
 		status = string(e.Status)
 	}
-	return json.Marshal(wireEvent{
+	return marshal(wireEvent{
 		AppID:            e.AppID,
 		Leg:              e.Leg,
 		Direction:        e.Direction,
@@ -369,7 +369,7 @@ func (ws *WSStatus) encode() string {
 	}
 	w := wireWSStatus{Status: ws.Status}
 	w.Message.Code, w.Message.Reason = ws.Code, ws.Reason
-	b, _ := json.Marshal(w) // strings and ints always encode
+	b, _ := marshal(w) // strings and ints always encode
 	return string(b)
 }
 
@@ -386,7 +386,7 @@ func parseDTMF(r *fieldReader) *DTMF {
 
 // MarshalJSON writes the DTMF body as Piopiy sends it (digits as a string).
 func (d DTMF) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
+	return marshal(struct {
 		From             Number `json:"from,omitempty"`
 		To               Number `json:"to,omitempty"`
 		DTMF             string `json:"dtmf"`
@@ -409,7 +409,7 @@ func parseInbound(r *fieldReader) *Inbound {
 
 // MarshalJSON writes the answer-URL body as Piopiy sends it.
 func (in Inbound) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
+	return marshal(struct {
 		Action           string `json:"action"`
 		AppID            int64  `json:"appid,omitempty"`
 		From             Number `json:"from,omitempty"`

@@ -1,7 +1,6 @@
 package piopiy
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -29,7 +28,7 @@ func (p PCMO) MarshalJSON() ([]byte, error) {
 	if len(p) == 0 {
 		return []byte("[]"), nil
 	}
-	return json.Marshal([]Action(p))
+	return marshal([]Action(p))
 }
 
 // Validate reports the first problem that Piopiy would reject, naming the

@@ -36,7 +36,7 @@ func TestPCMOActionsMatchGolden(t *testing.T) {
 			if err := (PCMO{tc.action}).Validate(); err != nil {
 				t.Fatalf("Validate: %v", err)
 			}
-			b, err := json.Marshal(tc.action)
+			b, err := marshal(tc.action)
 			if err != nil {
 				t.Fatal(err)
 			}

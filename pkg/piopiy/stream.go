@@ -2,7 +2,6 @@ package piopiy
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"strconv"
 )
@@ -103,7 +102,7 @@ func PCMOFrame(p PCMO) ([]byte, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(p)
+	b, err := marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("piopiy: encode pcmo frame: %w", err)
 	}

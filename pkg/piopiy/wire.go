@@ -32,7 +32,7 @@ func (n Number) MarshalJSON() ([]byte, error) {
 	if isJSONInteger(string(n)) {
 		return []byte(n), nil
 	}
-	return json.Marshal(string(n))
+	return marshal(string(n))
 }
 
 // UnmarshalJSON accepts a JSON number, a string, or null.
@@ -358,6 +358,18 @@ func encodeExtraParams(params map[string]string, raw string) string {
 	if len(params) == 0 {
 		return ""
 	}
-	b, _ := json.Marshal(params) // a map[string]string always encodes
+	b, _ := marshal(params) // a map[string]string always encodes
 	return string(b)
+}
+
+// marshal is json.Marshal without HTML escaping: Piopiy is no browser, and
+// a ws_url's "&" should travel as "&", not "\u0026".
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
