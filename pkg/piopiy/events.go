@@ -321,7 +321,7 @@ func parseWSStatus(r *fieldReader, key string) *WSStatus {
 			r.fail(key, err)
 			return nil
 		}
-		raw = buf.String()
+		raw = validUTF8(buf.String())
 	} else {
 		raw = r.str(key)
 	}

@@ -316,7 +316,7 @@ func (r *fieldReader) extraParams(key string) (params map[string]string, raw str
 			r.fail(key, err)
 			return nil, ""
 		}
-		raw = buf.String()
+		raw = validUTF8(buf.String())
 	}
 	return paramsFromJSON(raw), raw
 }
@@ -373,3 +373,7 @@ func marshal(v any) ([]byte, error) {
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
+
+// validUTF8 replaces invalid bytes in JSON copied verbatim, as decoding a
+// JSON string would, so that a value re-encodes to the same text.
+func validUTF8(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
