@@ -154,7 +154,9 @@ var errorCases = []errorCase{
 	{name: "json gateway 502", handle: reply(502, `{"code":502,"message":"Bad Gateway"}`), create: ErrAmbiguous, lookup: ErrServer, lookupRequests: 3, code: 502},
 	{name: "server 500", handle: reply(500, `{"code":500,"message":"internal error"}`), create: ErrAmbiguous, lookup: ErrServer, lookupRequests: 3, code: 500},
 	{name: "server 503 in a 200 body", handle: reply(200, `{"code":503,"message":"busy"}`), create: ErrAmbiguous, lookup: ErrServer, lookupRequests: 3, code: 503},
-	{name: "redirect", handle: func(w http.ResponseWriter, r *http.Request, _ int) { http.Redirect(w, r, "/elsewhere", http.StatusSeeOther) }, create: ErrAmbiguous, lookup: ErrUnexpected, lookupRequests: 1},
+	{name: "redirect", handle: func(w http.ResponseWriter, r *http.Request, _ int) {
+		http.Redirect(w, r, "/elsewhere", http.StatusSeeOther)
+	}, create: ErrAmbiguous, lookup: ErrUnexpected, lookupRequests: 1},
 	{name: "unknown 4xx", handle: reply(409, `{"message":"conflict"}`), create: ErrUnexpected, lookup: ErrUnexpected, lookupRequests: 1},
 	{name: "reply lost", handle: hijackAndClose, create: ErrAmbiguous, lookup: ErrTransport, lookupRequests: 3},
 	{name: "200 not json", handle: reply(200, `<html>ok</html>`), create: ErrAmbiguous, lookup: ErrUnexpected, lookupRequests: 1},
