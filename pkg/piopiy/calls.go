@@ -175,7 +175,9 @@ type requestIDCDRRequest struct {
 // CallAction hangs up, holds or unholds a live call leg, named by the cmiuuid
 // of its events. Hangup, hold and unhold are idempotent and retried like the
 // lookups; holdToggle is not (twice is a no-op), so it is sent once and a
-// failure after sending matches ErrAmbiguous.
+// failure after sending matches ErrAmbiguous. A leg that has already ended
+// may be answered with an error matching ErrNotFound, which a caller hanging
+// up can take as done.
 func (c *Client) CallAction(ctx context.Context, cmiuuid string, action CallActionKind) error {
 	const op = "call action"
 	if strings.TrimSpace(cmiuuid) == "" {

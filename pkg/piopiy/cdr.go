@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"time"
 )
@@ -163,13 +164,11 @@ func ParseCDRResponse(body []byte) ([]CDR, error) {
 	if err != nil {
 		return nil, &Error{Kind: KindUnexpected, Op: op, Message: "unreadable response body", Err: err}
 	}
-	if e := classify(op, http200, env, true); e != nil {
+	if e := classify(op, http.StatusOK, env, true); e != nil {
 		return nil, e
 	}
-	return cdrsFromEnvelope(op, http200, env)
+	return cdrsFromEnvelope(op, http.StatusOK, env)
 }
-
-const http200 = 200
 
 func cdrsFromEnvelope(op string, httpStatus int, env *envelope) ([]CDR, error) {
 	if env == nil {
@@ -219,7 +218,7 @@ func (c *Client) CDRByCMIUUID(ctx context.Context, cmiuuid string) (*CDR, error)
 		return nil, err
 	}
 	if len(cdrs) == 0 {
-		return nil, &Error{Kind: KindNotFound, Op: op, HTTPStatus: http200, Message: "response has no cdr"}
+		return nil, &Error{Kind: KindNotFound, Op: op, HTTPStatus: http.StatusOK, Message: "response has no cdr"}
 	}
 	return &cdrs[0], nil
 }
