@@ -87,11 +87,13 @@ func (c *call) runBridge(bs *bridgeSpec, source string) bool {
 		return false
 	}
 
+	// Audio first, record second: whoever sees the bridge answered in the
+	// record also gets the agent's voice in the frames that follow.
+	c.activeAgent.Store(winner)
 	now := time.Now()
 	c.mu.Lock()
 	br.rec.Answered, br.rec.Agent, br.rec.AgentCMIUUID, br.rec.AnsweredAt = true, winner.number, winner.cmiuuid, &now
 	c.mu.Unlock()
-	c.activeAgent.Store(winner)
 	c.emitB(winner, "out_bridged")
 
 	beh := c.s.currentScenario().agent(winner.number)

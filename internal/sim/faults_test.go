@@ -196,6 +196,9 @@ func TestDeliveryFaults(t *testing.T) {
 					if !e.Delivered {
 						return false
 					}
+					if slices.Contains(e.Faults, "duplicated") && !slices.ContainsFunc(e.Attempts, func(a AttemptRecord) bool { return a.Duplicate }) {
+						return false
+					}
 				}
 				return true
 			})

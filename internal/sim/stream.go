@@ -97,6 +97,7 @@ func (st *stream) run() {
 		st.send(conn)
 	}()
 	readErr := st.read(conn)
+	stopClose() // before cancel: a peer's close must not be mistaken for ours
 	st.cancel()
 	_ = conn.CloseNow()
 	<-sent
