@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -279,7 +280,26 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// strictUnmarshal decodes refusing unknown keys. encoding/json matches keys
+// case-insensitively even with DisallowUnknownFields, so for structs the keys
+// are first checked exactly against the json tags: "hangupafter" is a typo.
 func strictUnmarshal(b []byte, v any) error {
+	_, custom := v.(json.Unmarshaler) // checks its own wire struct
+	if t := reflect.TypeOf(v); !custom && t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct {
+		var keys map[string]json.RawMessage
+		if err := json.Unmarshal(b, &keys); err == nil {
+			known := map[string]bool{}
+			for i := 0; i < t.Elem().NumField(); i++ {
+				name, _, _ := strings.Cut(t.Elem().Field(i).Tag.Get("json"), ",")
+				known[name] = true
+			}
+			for k := range keys {
+				if !known[k] {
+					return fmt.Errorf("decode: unknown field %q", k)
+				}
+			}
+		}
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
