@@ -270,7 +270,8 @@ const (
 	// AttemptUnknown: the create was ambiguous (timeout, 5xx, lost reply);
 	// never redialled until webhooks or a CDR lookup settle it.
 	AttemptUnknown AttemptState = "Unknown"
-	// AttemptEnded: the outcome is known.
+	// AttemptEnded: the outcome is known, from a CDR (webhook or lookup) or,
+	// when Piopiy never showed the call, after the settle timeout.
 	AttemptEnded AttemptState = "Ended"
 )
 
@@ -294,18 +295,32 @@ type CallAttempt struct {
 	// dialTime is when Piopiy accepted the call.
 	// +optional
 	DialTime *metav1.Time `json:"dialTime,omitempty"`
+	// ringTime is when the callee's phone started ringing.
+	// +optional
+	RingTime *metav1.Time `json:"ringTime,omitempty"`
 	// answerTime is when the callee answered.
 	// +optional
 	AnswerTime *metav1.Time `json:"answerTime,omitempty"`
-	// endTime is when the attempt ended.
+	// endTime is when the callee's leg hung up.
 	// +optional
 	EndTime *metav1.Time `json:"endTime,omitempty"`
+	// hangupRequestedTime is when callfleet asked Piopiy to hang up (spec.hangup,
+	// ring timeout or deletion).
+	// +optional
+	HangupRequestedTime *metav1.Time `json:"hangupRequestedTime,omitempty"`
 	// outcome of the attempt once ended.
 	// +optional
 	Outcome CallOutcome `json:"outcome,omitempty"`
 	// durationSeconds of the answered call, from the CDR.
 	// +optional
 	DurationSeconds int32 `json:"durationSeconds,omitempty"`
+	// settledBy says how the outcome became known: Webhook, CDRLookup,
+	// Refused (Piopiy refused the create: nothing was placed) or Timeout
+	// (an ambiguous create Piopiy never showed: ended without a retry, since
+	// the person may have been rung).
+	// +optional
+	// +kubebuilder:validation:Enum=Webhook;CDRLookup;Refused;Timeout
+	SettledBy string `json:"settledBy,omitempty"`
 	// message says why, in words, when the outcome is not Answered.
 	// +optional
 	Message string `json:"message,omitempty"`

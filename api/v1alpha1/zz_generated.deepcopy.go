@@ -264,12 +264,20 @@ func (in *CallAttempt) DeepCopyInto(out *CallAttempt) {
 		in, out := &in.DialTime, &out.DialTime
 		*out = (*in).DeepCopy()
 	}
+	if in.RingTime != nil {
+		in, out := &in.RingTime, &out.RingTime
+		*out = (*in).DeepCopy()
+	}
 	if in.AnswerTime != nil {
 		in, out := &in.AnswerTime, &out.AnswerTime
 		*out = (*in).DeepCopy()
 	}
 	if in.EndTime != nil {
 		in, out := &in.EndTime, &out.EndTime
+		*out = (*in).DeepCopy()
+	}
+	if in.HangupRequestedTime != nil {
+		in, out := &in.HangupRequestedTime, &out.HangupRequestedTime
 		*out = (*in).DeepCopy()
 	}
 }

@@ -10,12 +10,11 @@ import (
 	"runtime"
 
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+	"github.com/callfleet/callfleet/internal/scheme"
 )
 
 // Env is a running control plane with a client for it.
@@ -33,16 +32,7 @@ func RepoRoot() string {
 }
 
 // Scheme returns a scheme with client-go's and callfleet's types.
-func Scheme() *k8sruntime.Scheme {
-	s := k8sruntime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := voicev1alpha1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
-}
+func Scheme() *k8sruntime.Scheme { return scheme.New() }
 
 // assetsDir finds kube-apiserver and etcd: KUBEBUILDER_ASSETS when set (make
 // test sets it), else bin/k8s in the repository.
@@ -65,12 +55,12 @@ func Start() (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	scheme := Scheme()
+	sch := Scheme()
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: dir,
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
-		Scheme:                scheme,
+		Scheme:                sch,
 	}
 	cfg, err := env.Start()
 	if err != nil {
@@ -79,12 +69,12 @@ func Start() (*Env, error) {
 	// Controllers and tests write many objects quickly; the default client
 	// rate limit (5 qps) would make tests measure the limiter.
 	cfg.QPS, cfg.Burst = 500, 1000
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	c, err := client.New(cfg, client.Options{Scheme: sch})
 	if err != nil {
 		_ = env.Stop()
 		return nil, fmt.Errorf("creating client: %w", err)
 	}
-	return &Env{Config: cfg, Client: c, Scheme: scheme, env: env}, nil
+	return &Env{Config: cfg, Client: c, Scheme: sch, env: env}, nil
 }
 
 // Stop ends the control plane.

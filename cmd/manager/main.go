@@ -1,0 +1,196 @@
+// Command manager runs callfleet's controllers and the Piopiy webhook
+// receiver.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/callfleet/callfleet/internal/account"
+	"github.com/callfleet/callfleet/internal/controller/call"
+	"github.com/callfleet/callfleet/internal/scheme"
+	"github.com/callfleet/callfleet/internal/webhook"
+	"github.com/callfleet/callfleet/pkg/piopiy"
+)
+
+type options struct {
+	metricsAddr, probeAddr, webhookAddr string
+	leaderElect                         bool
+	leaderElectionNamespace             string
+	webhookTokenFile, streamKeyFile     string
+	defaultAccount                      string
+	restURL, actionURL                  string
+	piopiyQPS                           float64
+	piopiyBurst                         int
+	settleTimeout, cdrGrace             time.Duration
+	watchNamespaces                     string
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint (0 disables).")
+	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
+	flag.StringVar(&o.webhookAddr, "webhook-bind-address", ":9443", "Address of the Piopiy webhook receiver (POST /piopiy/events/<token>).")
+	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so only one manager replica reconciles.")
+	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the manager's).")
+	flag.StringVar(&o.webhookTokenFile, "webhook-token-file", "", "File holding the secret path token of the webhook URL (env CALLFLEET_WEBHOOK_TOKEN otherwise).")
+	flag.StringVar(&o.streamKeyFile, "stream-token-key-file", "", "File holding the key that signs ws_url tokens, shared with the gateways (env CALLFLEET_STREAM_TOKEN_KEY otherwise).")
+	flag.StringVar(&o.defaultAccount, "default-account", "", "namespace/name of the Secret with the default Piopiy account (appId, secret, from).")
+	flag.StringVar(&o.restURL, "piopiy-rest-url", piopiy.DefaultRESTBaseURL, "Base URL of Piopiy's call API (make-call).")
+	flag.StringVar(&o.actionURL, "piopiy-action-url", piopiy.DefaultActionBaseURL, "Base URL of Piopiy's call-action and CDR API.")
+	flag.Float64Var(&o.piopiyQPS, "piopiy-qps", 20, "Client-side limit on Piopiy requests per second, shared by all Calls.")
+	flag.IntVar(&o.piopiyBurst, "piopiy-burst", 40, "Burst above --piopiy-qps.")
+	flag.DurationVar(&o.settleTimeout, "settle-timeout", call.DefaultSettleTimeout, "How long an ambiguous create waits for Piopiy to show the call before it is ended as Failed (never redialled).")
+	flag.DurationVar(&o.cdrGrace, "cdr-grace", call.DefaultCDRGrace, "How long after a hangup to wait for the CDR webhook before looking it up.")
+	flag.StringVar(&o.watchNamespaces, "namespaces", "", "Comma-separated namespaces to watch (default: all). Shard managers by namespace with this.")
+	zapOpts := zap.Options{Development: false}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+
+	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
+		ctrl.Log.Error(err, "Manager exited")
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	log := ctrl.Log.WithName("setup")
+	webhookToken, err := secretValue(o.webhookTokenFile, "CALLFLEET_WEBHOOK_TOKEN")
+	if err != nil {
+		return fmt.Errorf("webhook token: %w", err)
+	}
+	streamKey, err := secretValue(o.streamKeyFile, "CALLFLEET_STREAM_TOKEN_KEY")
+	if err != nil {
+		return fmt.Errorf("stream token key: %w", err)
+	}
+	var defaultAccount types.NamespacedName
+	if o.defaultAccount != "" {
+		ns, name, ok := strings.Cut(o.defaultAccount, "/")
+		if !ok {
+			return fmt.Errorf("--default-account must be namespace/name, got %q", o.defaultAccount)
+		}
+		defaultAccount = types.NamespacedName{Namespace: ns, Name: name}
+	}
+
+	cacheOpts := cache.Options{
+		// Status-heavy objects: managedFields would double the cache's memory.
+		DefaultTransform: cache.TransformStripManagedFields(),
+	}
+	if o.watchNamespaces != "" {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range strings.Split(o.watchNamespaces, ",") {
+			cacheOpts.DefaultNamespaces[strings.TrimSpace(ns)] = cache.Config{}
+		}
+	}
+	cfg := ctrl.GetConfigOrDie()
+	cfg.QPS, cfg.Burst = 100, 200
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme.New(),
+		Cache:                   cacheOpts,
+		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "manager.callfleet.dev",
+		LeaderElectionNamespace: o.leaderElectionNamespace,
+		// A new leader must not start before the old one stopped dialing.
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+
+	calls := &call.Reconciler{
+		Client:        mgr.GetClient(),
+		APIReader:     mgr.GetAPIReader(),
+		Recorder:      mgr.GetEventRecorder("callfleet-call"),
+		Accounts:      &account.Resolver{Reader: mgr.GetAPIReader(), Default: defaultAccount},
+		Piopiy:        &call.ClientCache{Options: []piopiy.Option{piopiy.WithRESTBaseURL(o.restURL), piopiy.WithActionBaseURL(o.actionURL)}},
+		Limiter:       rate.NewLimiter(rate.Limit(o.piopiyQPS), o.piopiyBurst),
+		TokenKey:      streamKey,
+		SettleTimeout: o.settleTimeout,
+		CDRGrace:      o.cdrGrace,
+	}
+	if err := calls.SetupWithManager(ctx, mgr); err != nil {
+		return fmt.Errorf("setting up Call controller: %w", err)
+	}
+	if err := setupOtherControllers(ctx, mgr); err != nil {
+		return err
+	}
+
+	receiver := &webhook.Receiver{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Token: string(webhookToken), CacheWait: 500 * time.Millisecond}
+	if err := mgr.Add(webhookServer(o.webhookAddr, receiver)); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	log.Info("Starting manager", "webhook", o.webhookAddr, "piopiy", o.restURL)
+	return mgr.Start(ctx)
+}
+
+// webhookServer serves the Piopiy receiver on every replica (not only the
+// leader): any replica can take a webhook, the write goes to the apiserver.
+type webhookRunnable struct {
+	srv *http.Server
+}
+
+func webhookServer(addr string, h http.Handler) *webhookRunnable {
+	mux := http.NewServeMux()
+	mux.Handle(webhook.PathPrefix, h)
+	return &webhookRunnable{srv: &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+}
+
+func (w *webhookRunnable) NeedLeaderElection() bool { return false }
+
+func (w *webhookRunnable) Start(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- w.srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := w.srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
+}
+
+// secretValue reads a secret from a file (a mounted Secret) or the environment.
+func secretValue(file, env string) ([]byte, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return nil, fmt.Errorf("%s is empty", file)
+		}
+		return []byte(v), nil
+	}
+	if v := os.Getenv(env); v != "" {
+		return []byte(v), nil
+	}
+	return nil, fmt.Errorf("set a file flag or %s", env)
+}

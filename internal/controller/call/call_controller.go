@@ -1,0 +1,289 @@
+package call
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"golang.org/x/time/rate"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+	"github.com/callfleet/callfleet/internal/account"
+	"github.com/callfleet/callfleet/internal/callstate"
+	"github.com/callfleet/callfleet/pkg/piopiy"
+)
+
+// Finalizer lets the controller hang up a live call when its Call is deleted.
+const Finalizer = "voice.callfleet.dev/hangup"
+
+// IndexEndpoint indexes Calls by the StreamEndpoint they stream to, so an
+// endpoint turning Ready wakes exactly the Calls waiting for it.
+const IndexEndpoint = "call.spec.streamEndpointRef.name"
+
+// Reconciler reconciles Calls.
+type Reconciler struct {
+	client.Client
+	// APIReader reads past the cache where a stale read could cost a dial.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Accounts  *account.Resolver
+	Piopiy    interface {
+		For(piopiy.Credentials) (PiopiyAPI, error)
+	}
+	// Limiter paces every request to Piopiy (--piopiy-qps).
+	Limiter *rate.Limiter
+	// TokenKey signs ws_url tokens; the gateway verifies them with it.
+	TokenKey []byte
+	// SettleTimeout is how long an attempt whose create was ambiguous waits
+	// for Piopiy to show it before it is ended as Failed (never redialled).
+	// Piopiy redelivers webhooks up to 30 minutes after a call.
+	SettleTimeout time.Duration
+	// CDRGrace is how long after a hangup the controller waits for the CDR
+	// webhook before it looks the CDR up itself.
+	CDRGrace time.Duration
+	// DialTimeout bounds one make-call request.
+	DialTimeout time.Duration
+	Now         func() time.Time
+}
+
+// Defaults for the Reconciler's tunables.
+const (
+	DefaultSettleTimeout = 35 * time.Minute
+	DefaultCDRGrace      = 20 * time.Second
+	DefaultDialTimeout   = 15 * time.Second
+)
+
+// +kubebuilder:rbac:groups=voice.callfleet.dev,resources=calls,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=voice.callfleet.dev,resources=calls/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=voice.callfleet.dev,resources=calls/finalizers,verbs=update
+// +kubebuilder:rbac:groups=voice.callfleet.dev,resources=streamendpoints,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile moves one Call towards its spec: wait for the endpoint, dial,
+// follow the attempt, retry or finish.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	call := &voicev1alpha1.Call{}
+	if err := r.Get(ctx, req.NamespacedName, call); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !call.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, call)
+	}
+	// The finalizer goes on before any dial, so a Call deleted mid-call is
+	// always hung up.
+	if controllerutil.AddFinalizer(call, Finalizer) {
+		return ctrl.Result{}, r.Update(ctx, call)
+	}
+
+	before := call.Status.DeepCopy()
+	res, err := r.reconcileNormal(ctx, call)
+	r.summarize(call, err)
+	if !equality.Semantic.DeepEqual(before, &call.Status) {
+		// Update, not patch: the resourceVersion makes a write from a stale
+		// view fail instead of erasing what a webhook recorded meanwhile.
+		if uerr := r.Status().Update(ctx, call); uerr != nil {
+			if apierrors.IsConflict(uerr) {
+				return ctrl.Result{Requeue: true}, err
+			}
+			return ctrl.Result{}, errors.Join(err, uerr)
+		}
+	}
+	return res, err
+}
+
+func (r *Reconciler) reconcileNormal(ctx context.Context, call *voicev1alpha1.Call) (ctrl.Result, error) {
+	st := &call.Status
+	if st.Phase == voicev1alpha1.CallCompleted || st.Phase == voicev1alpha1.CallFailed {
+		return ctrl.Result{}, nil
+	}
+	if st.Phase == "" {
+		st.Phase = voicev1alpha1.CallPending
+	}
+	if cur := callstate.Current(st); cur != nil && cur.State != voicev1alpha1.AttemptEnded {
+		return r.reconcileInFlight(ctx, call, cur)
+	}
+	switch step, wait := r.nextStep(call); step {
+	case stepComplete:
+		r.finish(call, voicev1alpha1.CallCompleted)
+	case stepFail:
+		r.finish(call, voicev1alpha1.CallFailed)
+	case stepWait:
+		if st.Phase != voicev1alpha1.CallRetrying {
+			r.event(call, "Normal", "Retrying", "attempt %d ended %s; next attempt in %s", len(st.Attempts), callstate.Current(st).Outcome, wait.Round(time.Second))
+		}
+		st.Phase = voicev1alpha1.CallRetrying
+		// Nothing watched changes when the backoff ends.
+		return ctrl.Result{RequeueAfter: wait}, nil
+	case stepDial:
+		return r.dial(ctx, call)
+	}
+	return ctrl.Result{}, nil
+}
+
+type step int
+
+const (
+	stepDial step = iota
+	stepWait
+	stepComplete
+	stepFail
+)
+
+// nextStep decides what follows when no attempt is in flight.
+func (r *Reconciler) nextStep(call *voicev1alpha1.Call) (step, time.Duration) {
+	cur := callstate.Current(&call.Status)
+	if cur == nil {
+		if call.Spec.Hangup {
+			return stepFail, 0
+		}
+		return stepDial, 0
+	}
+	for _, a := range call.Status.Attempts {
+		if a.Outcome == voicev1alpha1.OutcomeAnswered {
+			return stepComplete, 0
+		}
+	}
+	if call.Spec.Hangup || cur.Outcome == voicev1alpha1.OutcomeCanceled {
+		return stepFail, 0
+	}
+	// An attempt nobody could settle may have rung the person: never retried.
+	if cur.SettledBy == callstate.SettledByTimeout || !retryable(call, cur.Outcome) {
+		return stepFail, 0
+	}
+	if int32(len(call.Status.Attempts)) >= call.Spec.Retry.MaxAttempts {
+		return stepFail, 0
+	}
+	end := cur.IntentTime.Time
+	if cur.EndTime != nil {
+		end = cur.EndTime.Time
+	}
+	next := end.Add(backoff(call.Spec.Retry, len(call.Status.Attempts)))
+	call.Status.NextAttemptTime = metaTime(next)
+	if wait := next.Sub(r.Now()); wait > 0 {
+		return stepWait, wait
+	}
+	return stepDial, 0
+}
+
+func retryable(call *voicev1alpha1.Call, o voicev1alpha1.CallOutcome) bool {
+	for _, want := range call.Spec.Retry.Outcomes {
+		if want == o {
+			return true
+		}
+	}
+	return false
+}
+
+// backoff is the wait after attempt n (1-based): backoffSeconds doubling,
+// capped at maxBackoffSeconds.
+func backoff(p voicev1alpha1.RetryPolicy, n int) time.Duration {
+	d := time.Duration(max(p.BackoffSeconds, 1)) * time.Second
+	limit := time.Duration(max(p.MaxBackoffSeconds, p.BackoffSeconds)) * time.Second
+	for i := 1; i < n && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+func (r *Reconciler) finish(call *voicev1alpha1.Call, phase voicev1alpha1.CallPhase) {
+	st := &call.Status
+	st.Phase = phase
+	st.NextAttemptTime = nil
+	outcome := "Canceled"
+	if cur := callstate.Current(st); cur != nil {
+		outcome = string(cur.Outcome)
+	}
+	kind := "Normal"
+	if phase == voicev1alpha1.CallFailed {
+		kind = "Warning"
+	}
+	r.event(call, kind, string(phase), "call %s after %d attempt(s); last outcome %s", phase, len(st.Attempts), outcome)
+}
+
+func (r *Reconciler) event(call *voicev1alpha1.Call, kind, reason, note string, args ...any) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(call, nil, kind, reason, "Reconcile", note, args...)
+	}
+}
+
+// SetupWithManager registers the controller and its indexes.
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	if r.SettleTimeout == 0 {
+		r.SettleTimeout = DefaultSettleTimeout
+	}
+	if r.CDRGrace == 0 {
+		r.CDRGrace = DefaultCDRGrace
+	}
+	if r.DialTimeout == 0 {
+		r.DialTimeout = DefaultDialTimeout
+	}
+	if r.Limiter == nil {
+		r.Limiter = rate.NewLimiter(rate.Inf, 0)
+	}
+	if err := RegisterIndexes(ctx, mgr); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&voicev1alpha1.Call{}).
+		Watches(&voicev1alpha1.StreamEndpoint{},
+			handler.EnqueueRequestsFromMapFunc(r.callsWaitingFor),
+			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
+		Named("call").
+		Complete(r)
+}
+
+// RegisterIndexes adds the Call field indexes the controller and the webhook
+// receiver use.
+func RegisterIndexes(ctx context.Context, mgr ctrl.Manager) error {
+	idx := mgr.GetFieldIndexer()
+	byCall := func(f func(*voicev1alpha1.Call) []string) client.IndexerFunc {
+		return func(o client.Object) []string { return f(o.(*voicev1alpha1.Call)) }
+	}
+	if err := idx.IndexField(ctx, &voicev1alpha1.Call{}, callstate.IndexRequestID, byCall(callstate.RequestIDs)); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &voicev1alpha1.Call{}, callstate.IndexAttemptID, byCall(callstate.AttemptIDs)); err != nil {
+		return err
+	}
+	return idx.IndexField(ctx, &voicev1alpha1.Call{}, IndexEndpoint, byCall(func(c *voicev1alpha1.Call) []string {
+		if c.Spec.StreamEndpointRef == nil {
+			return nil
+		}
+		return []string{c.Spec.StreamEndpointRef.Name}
+	}))
+}
+
+// callsWaitingFor maps a StreamEndpoint to the Calls that have not dialed yet.
+func (r *Reconciler) callsWaitingFor(ctx context.Context, o client.Object) []reconcile.Request {
+	var calls voicev1alpha1.CallList
+	if err := r.List(ctx, &calls, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexEndpoint: o.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "Listing Calls of endpoint", "streamEndpoint", klog.KObj(o))
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range calls.Items {
+		c := &calls.Items[i]
+		if len(c.Status.Attempts) == 0 || c.Status.Phase == voicev1alpha1.CallRetrying {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: c.Name}})
+		}
+	}
+	return out
+}

@@ -1,0 +1,363 @@
+package call
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+	"github.com/callfleet/callfleet/internal/account"
+	"github.com/callfleet/callfleet/internal/callstate"
+	"github.com/callfleet/callfleet/internal/metrics"
+	"github.com/callfleet/callfleet/internal/streamtoken"
+	"github.com/callfleet/callfleet/pkg/piopiy"
+)
+
+// Condition types specific to Calls.
+const (
+	ConditionEndpointReady   = "EndpointReady"
+	ConditionAccountResolved = "AccountResolved"
+)
+
+// errStalled marks a failure only a change of spec or of a referenced object
+// can fix: the Call reports Stalled and is not retried by backoff.
+type errStalled struct {
+	reason string
+	err    error
+}
+
+func (e *errStalled) Error() string { return e.err.Error() }
+func (e *errStalled) Unwrap() error { return e.err }
+
+// dial starts a new attempt: preflight, record intent, POST, record result.
+func (r *Reconciler) dial(ctx context.Context, call *voicev1alpha1.Call) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	base, wait := r.streamBase(ctx, call)
+	if base == "" {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	acct, err := r.Accounts.Resolve(ctx, call)
+	if err != nil {
+		return r.accountProblem(call, err)
+	}
+	from := call.Spec.From
+	if from == "" {
+		from = acct.From
+	}
+	if from == "" {
+		err := fmt.Errorf("no caller id: set spec.from or the %q key of account Secret %s", account.KeyFrom, acct.Source)
+		return r.accountProblem(call, &errStalled{reason: "NoCallerID", err: err})
+	}
+	r.setCondition(call, ConditionAccountResolved, true, "Resolved", "using account Secret "+acct.Source)
+	api, err := r.Piopiy.For(acct.Credentials)
+	if err != nil {
+		return r.accountProblem(call, &errStalled{reason: "InvalidAccount", err: err})
+	}
+
+	waitStart := time.Now()
+	if err := r.Limiter.Wait(ctx); err != nil {
+		return ctrl.Result{}, fmt.Errorf("waiting for the Piopiy rate limit: %w", err)
+	}
+	metrics.PiopiyRequestWait.Observe(time.Since(waitStart).Seconds())
+
+	// Intent first: once this write lands, this attempt is never dialed again
+	// whatever happens to the POST or to this process.
+	n := int32(len(call.Status.Attempts)) + 1
+	attempt := voicev1alpha1.CallAttempt{
+		Number:     n,
+		ID:         callstate.AttemptID(call, n),
+		State:      voicev1alpha1.AttemptIntent,
+		IntentTime: metav1.NewTime(r.Now()),
+	}
+	call.Status.Attempts = append(call.Status.Attempts, attempt)
+	call.Status.Phase = voicev1alpha1.CallDialing
+	call.Status.NextAttemptTime = nil
+	wsURL, shownURL, err := r.streamURL(call, base, n)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	call.Status.StreamURL = shownURL
+	call.Status.Stream = &voicev1alpha1.CallStreamStatus{State: voicev1alpha1.StreamPhasePending}
+	r.summarize(call, nil)
+	if err := r.Status().Update(ctx, call); err != nil {
+		return ctrl.Result{}, fmt.Errorf("recording dial intent: %w", err)
+	}
+	r.event(call, "Normal", "Dialing", "attempt %d: dialing %s", n, call.Spec.To)
+
+	req := piopiy.MakeCallRequest{
+		From:            from,
+		To:              call.Spec.To,
+		Route:           route(call.Spec.Route),
+		DurationSeconds: int(call.Spec.MaxDurationSeconds),
+		ExtraParams:     extraParams(call, attempt.ID),
+		PCMO: piopiy.PCMO{piopiy.Stream(piopiy.StreamOptions{
+			WSURL:          wsURL,
+			ListenMode:     piopiy.ListenMode(call.Spec.Stream.ListenMode),
+			VoiceQuality:   piopiy.VoiceQuality(call.Spec.Stream.VoiceQuality),
+			StreamOnAnswer: call.Spec.Stream.StartOnAnswer == nil || *call.Spec.Stream.StartOnAnswer,
+		})},
+	}
+	dctx, cancel := context.WithTimeout(ctx, r.DialTimeout)
+	resp, dialErr := api.MakeCall(dctx, req)
+	cancel()
+
+	result := classify(resp, dialErr)
+	metrics.Dials.WithLabelValues(string(result.kind)).Inc()
+	switch result.kind {
+	case dialPlaced:
+		logger.Info("Call placed", "attempt", n, "requestID", resp.RequestID)
+		if n == 1 {
+			metrics.ApplyToDial.Observe(r.Now().Sub(call.CreationTimestamp.Time).Seconds())
+		}
+	case dialAmbiguous:
+		metrics.AmbiguousCreates.Inc()
+		logger.Info("Create was ambiguous; settling from webhooks and CDR lookups, never redialling", "attempt", n, "error", dialErr.Error())
+	default:
+		logger.Info("Piopiy refused the call", "attempt", n, "error", dialErr.Error())
+	}
+	if err := r.recordDialResult(ctx, call, attempt.ID, result); err != nil {
+		// The attempt stays in Intent: it is settled like an ambiguous one.
+		return ctrl.Result{}, fmt.Errorf("recording dial result of attempt %d: %w", n, err)
+	}
+	switch result.kind {
+	case dialPlaced:
+		r.event(call, "Normal", "Placed", "attempt %d placed, request id %s", n, resp.RequestID)
+	case dialAmbiguous:
+		r.event(call, "Warning", "DialAmbiguous", "attempt %d: Piopiy's reply was lost or failed (%v); waiting for its webhooks, not redialling", n, dialErr)
+	case dialRefused:
+		r.event(call, "Warning", "DialRefused", "attempt %d: Piopiy refused the call: %v", n, dialErr)
+	case dialNotSent:
+		r.event(call, "Warning", "DialNotSent", "Piopiy could not be reached, nothing was sent: %v", dialErr)
+	}
+	return r.afterDial(call, result)
+}
+
+func (r *Reconciler) afterDial(call *voicev1alpha1.Call, result dialResult) (ctrl.Result, error) {
+	switch result.kind {
+	case dialRefused:
+		if errors.Is(result.err, piopiy.ErrAuthentication) {
+			return ctrl.Result{}, &errStalled{reason: "AuthenticationFailed", err: result.err}
+		}
+		return ctrl.Result{}, nil
+	case dialNotSent:
+		// Nothing reached Piopiy, so nothing was placed and the intent was
+		// withdrawn: try again with backoff (or after Retry-After).
+		var perr *piopiy.Error
+		if errors.As(result.err, &perr) && perr.RetryAfter > 0 {
+			return ctrl.Result{RequeueAfter: perr.RetryAfter}, nil
+		}
+		return ctrl.Result{}, result.err
+	}
+	return ctrl.Result{RequeueAfter: r.followUpIn(call)}, nil
+}
+
+type dialKind string
+
+const (
+	dialPlaced    dialKind = "placed"
+	dialAmbiguous dialKind = "ambiguous"
+	dialRefused   dialKind = "rejected"
+	dialNotSent   dialKind = "not_sent"
+)
+
+type dialResult struct {
+	kind      dialKind
+	requestID string
+	err       error
+	at        time.Time
+}
+
+// classify sorts a make-call result by what it proves about the person's phone.
+func classify(resp *piopiy.MakeCallResponse, err error) dialResult {
+	now := time.Now()
+	switch {
+	case err == nil:
+		return dialResult{kind: dialPlaced, requestID: resp.RequestID, at: now}
+	case piopiy.IsAmbiguous(err):
+		return dialResult{kind: dialAmbiguous, err: err, at: now}
+	case errors.Is(err, piopiy.ErrRateLimited), errors.Is(err, piopiy.ErrTransport):
+		return dialResult{kind: dialNotSent, err: err, at: now}
+	default:
+		return dialResult{kind: dialRefused, err: err, at: now}
+	}
+}
+
+// recordDialResult writes what the POST proved into the attempt. A webhook may
+// have updated the Call since the intent was written, so it re-reads on
+// conflict and merges: nothing a webhook recorded is overwritten.
+func (r *Reconciler) recordDialResult(ctx context.Context, call *voicev1alpha1.Call, attemptID string, res dialResult) error {
+	first := true
+	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		if !first {
+			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(call), call); err != nil {
+				return err
+			}
+		}
+		first = false
+		idx := -1
+		for i := range call.Status.Attempts {
+			if call.Status.Attempts[i].ID == attemptID {
+				idx = i
+			}
+		}
+		if idx < 0 {
+			return fmt.Errorf("attempt %s vanished from status", attemptID)
+		}
+		a := &call.Status.Attempts[idx]
+		switch res.kind {
+		case dialPlaced:
+			if a.RequestID == "" {
+				a.RequestID = res.requestID
+			}
+			if a.State == voicev1alpha1.AttemptIntent || a.State == voicev1alpha1.AttemptUnknown {
+				a.State = voicev1alpha1.AttemptDialed
+			}
+			if a.DialTime == nil {
+				a.DialTime = metaTime(res.at)
+			}
+		case dialAmbiguous:
+			if a.State == voicev1alpha1.AttemptIntent {
+				a.State = voicev1alpha1.AttemptUnknown
+				a.Message = "create was ambiguous: " + res.err.Error()
+			}
+		case dialRefused:
+			if a.State == voicev1alpha1.AttemptIntent {
+				a.State = voicev1alpha1.AttemptEnded
+				a.Outcome = voicev1alpha1.OutcomeFailed
+				a.SettledBy = callstate.SettledByRefused
+				a.EndTime = metaTime(res.at)
+				a.Message = "Piopiy refused the call: " + res.err.Error()
+				metrics.Attempts.WithLabelValues(string(a.Outcome)).Inc()
+			}
+		case dialNotSent:
+			// Provably nothing was sent: withdraw the intent so the attempt
+			// count reflects calls that could have rung.
+			if a.State == voicev1alpha1.AttemptIntent && idx == len(call.Status.Attempts)-1 {
+				call.Status.Attempts = call.Status.Attempts[:idx]
+				call.Status.Phase = callstate.LivePhase(&call.Status)
+				if len(call.Status.Attempts) > 0 {
+					call.Status.Phase = voicev1alpha1.CallRetrying
+				}
+			}
+		}
+		r.summarize(call, nil)
+		return r.Status().Update(ctx, call)
+	})
+}
+
+// streamBase returns the URL calls stream to, or "" and a condition saying
+// why the Call waits.
+func (r *Reconciler) streamBase(ctx context.Context, call *voicev1alpha1.Call) (string, time.Duration) {
+	if call.Spec.StreamEndpointRef == nil {
+		meta.RemoveStatusCondition(&call.Status.Conditions, ConditionEndpointReady)
+		return call.Spec.Stream.URL, 0
+	}
+	var ep voicev1alpha1.StreamEndpoint
+	key := types.NamespacedName{Namespace: call.Namespace, Name: call.Spec.StreamEndpointRef.Name}
+	if err := r.Get(ctx, key, &ep); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.waitForEndpoint(call, "EndpointNotFound", fmt.Sprintf("StreamEndpoint %s does not exist; the Call dials once it is Ready", key.Name))
+			return "", 0
+		}
+		r.waitForEndpoint(call, "EndpointUnreadable", err.Error())
+		return "", 10 * time.Second
+	}
+	if !meta.IsStatusConditionTrue(ep.Status.Conditions, voicev1alpha1.ConditionReady) || ep.Status.URL == "" {
+		r.waitForEndpoint(call, "EndpointNotReady", fmt.Sprintf("StreamEndpoint %s is not Ready; the Call dials once it is", key.Name))
+		return "", 0
+	}
+	r.setCondition(call, ConditionEndpointReady, true, "Ready", fmt.Sprintf("StreamEndpoint %s is Ready at %s", key.Name, ep.Status.URL))
+	return ep.Status.URL, 0
+}
+
+func (r *Reconciler) waitForEndpoint(call *voicev1alpha1.Call, reason, msg string) {
+	if r.setCondition(call, ConditionEndpointReady, false, reason, msg) {
+		r.event(call, "Normal", reason, "%s", msg)
+	}
+}
+
+func (r *Reconciler) accountProblem(call *voicev1alpha1.Call, err error) (ctrl.Result, error) {
+	reason := "AccountUnreadable"
+	var st *errStalled
+	switch {
+	case errors.As(err, &st):
+		reason = st.reason
+	case errors.Is(err, account.ErrNotFound):
+		reason = "SecretNotFound"
+	case errors.Is(err, account.ErrInvalid):
+		reason = "SecretInvalid"
+	}
+	if r.setCondition(call, ConditionAccountResolved, false, reason, err.Error()) {
+		r.event(call, "Warning", reason, "%s", err.Error())
+	}
+	if reason == "AccountUnreadable" {
+		return ctrl.Result{}, err
+	}
+	// Secrets are not watched (that would cache every Secret in the
+	// cluster), so look again after a while.
+	return ctrl.Result{RequeueAfter: 30 * time.Second}, &errStalled{reason: reason, err: err}
+}
+
+// streamURL builds the ws_url of attempt n: the endpoint URL plus the Call's
+// identity and a signed token. The second URL, for status, omits the token.
+func (r *Reconciler) streamURL(call *voicev1alpha1.Call, base string, n int32) (string, string, error) {
+	if call.Spec.StreamEndpointRef == nil {
+		// A handler run elsewhere gets the URL as written.
+		return base, base, nil
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", "", &errStalled{reason: "BadEndpointURL", err: fmt.Errorf("StreamEndpoint URL %q: %w", base, err)}
+	}
+	q := u.Query()
+	q.Set(streamtoken.ParamCall, call.Namespace+"/"+call.Name)
+	q.Set(streamtoken.ParamAttempt, strconv.Itoa(int(n)))
+	u.RawQuery = q.Encode()
+	shown := u.String()
+	// The platform connects at answer; the token must outlive the ring.
+	ttl := time.Duration(call.Spec.RingTimeoutSeconds)*time.Second + 5*time.Minute
+	tok, err := streamtoken.Sign(r.TokenKey, streamtoken.Claims{Namespace: call.Namespace, Call: call.Name, Attempt: n, Expires: r.Now().Add(ttl)})
+	if err != nil {
+		return "", "", err
+	}
+	q.Set(streamtoken.ParamToken, tok)
+	u.RawQuery = q.Encode()
+	return u.String(), shown, nil
+}
+
+func extraParams(call *voicev1alpha1.Call, attemptID string) map[string]string {
+	out := make(map[string]string, len(call.Spec.Variables)+2)
+	for k, v := range call.Spec.Variables {
+		out[k] = v
+	}
+	out[callstate.ExtraAttempt] = attemptID
+	out[callstate.ExtraCall] = call.Namespace + "/" + call.Name
+	return out
+}
+
+func route(r string) piopiy.Route {
+	switch r {
+	case "India":
+		return piopiy.RouteIndia
+	case "Global":
+		return piopiy.RouteGlobal
+	}
+	return ""
+}
+
+func metaTime(t time.Time) *metav1.Time {
+	mt := metav1.NewTime(t)
+	return &mt
+}

@@ -1,0 +1,247 @@
+// Package webhook receives Piopiy's live events and CDRs and folds them into
+// Call status.
+//
+// Piopiy signs nothing, so the URL carries a secret token
+// (POST /piopiy/events/<token>): a wrong or missing token gets 401 and nothing
+// is applied. The receiver does one status write per new fact and answers at
+// once; decisions (retries, hangups) are left to the Call controller, which
+// that write wakes.
+package webhook
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+	"github.com/callfleet/callfleet/internal/callstate"
+	"github.com/callfleet/callfleet/internal/metrics"
+	"github.com/callfleet/callfleet/pkg/piopiy"
+)
+
+// PathPrefix is where the receiver listens; the token follows it.
+const PathPrefix = "/piopiy/events/"
+
+// maxBody bounds a webhook body; Piopiy's are well under 4 KiB.
+const maxBody = 64 << 10
+
+// Receiver is the http.Handler for Piopiy webhooks.
+type Receiver struct {
+	// Client reads through the manager's cache, with the callstate indexes.
+	Client client.Client
+	// APIReader reads past the cache when a fresh Call is not cached yet.
+	APIReader client.Reader
+	// Token is the secret path segment.
+	Token string
+	// CacheWait bounds how long a webhook for a just-dialed Call waits for
+	// the cache to show it before falling back to the API.
+	CacheWait time.Duration
+}
+
+type reply struct {
+	Result  string `json:"result"`
+	Message string `json:"message,omitempty"`
+}
+
+func (rc *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	ctx := req.Context()
+	logger := log.FromContext(ctx).WithName("webhook")
+	if req.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		write(w, http.StatusMethodNotAllowed, reply{Result: "error", Message: "use POST"})
+		return
+	}
+	token := strings.TrimPrefix(req.URL.Path, PathPrefix)
+	if rc.Token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(rc.Token)) != 1 {
+		metrics.WebhookEvents.WithLabelValues("", "unauthorized").Inc()
+		write(w, http.StatusUnauthorized, reply{Result: "unauthorized", Message: "unknown webhook token"})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, maxBody))
+	if err != nil {
+		metrics.WebhookEvents.WithLabelValues("", "malformed").Inc()
+		write(w, http.StatusBadRequest, reply{Result: "malformed", Message: "reading body: " + err.Error()})
+		return
+	}
+	wh, err := piopiy.ParseWebhook(body)
+	if err != nil {
+		metrics.WebhookEvents.WithLabelValues("", "malformed").Inc()
+		write(w, http.StatusBadRequest, reply{Result: "malformed", Message: "not a Piopiy event or CDR: " + err.Error()})
+		return
+	}
+	status := statusLabel(wh)
+	if wh.Event == nil && wh.CDR == nil {
+		metrics.WebhookEvents.WithLabelValues(status, "ignored").Inc()
+		write(w, http.StatusOK, reply{Result: "ignored", Message: "only live events and CDRs are used"})
+		return
+	}
+	result, key, err := rc.apply(ctx, wh)
+	switch {
+	case err != nil:
+		metrics.WebhookEvents.WithLabelValues(status, "error").Inc()
+		logger.Error(err, "Applying webhook", "status", status, "call", key)
+		// Piopiy redelivers on failure, so a transient error loses nothing.
+		write(w, http.StatusServiceUnavailable, reply{Result: "error", Message: "could not record the event; retry later"})
+	default:
+		metrics.WebhookEvents.WithLabelValues(status, string(result)).Inc()
+		if result == callstate.Applied {
+			logger.V(1).Info("Applied webhook", "status", status, "call", key)
+		}
+		write(w, http.StatusOK, reply{Result: string(result)})
+	}
+}
+
+// ignored is the result for webhooks of calls callfleet did not place.
+const ignored callstate.Result = "ignored"
+
+// apply finds the Call and folds the webhook into its status, retrying on
+// write conflicts with the controller or other deliveries.
+func (rc *Receiver) apply(ctx context.Context, wh *piopiy.Webhook) (callstate.Result, klog.ObjectRef, error) {
+	requestID, extra := ids(wh)
+	key, found, err := rc.find(ctx, requestID, extra)
+	if err != nil || !found {
+		return ignored, klog.ObjectRef{}, err
+	}
+	ref := klog.KRef(key.Namespace, key.Name)
+	var result callstate.Result
+	fresh := false
+	err = retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		call := &voicev1alpha1.Call{}
+		var err error
+		if fresh {
+			err = rc.APIReader.Get(ctx, key, call)
+		} else {
+			err = rc.Client.Get(ctx, key, call)
+		}
+		fresh = true
+		if err != nil {
+			return err
+		}
+		wasEnded := endedAttempts(call)
+		result = callstate.Apply(call, wh)
+		if result != callstate.Applied {
+			return nil
+		}
+		if err := rc.Client.Status().Update(ctx, call); err != nil {
+			return err
+		}
+		if endedAttempts(call) > wasEnded {
+			metrics.Attempts.WithLabelValues(string(callstate.Current(&call.Status).Outcome)).Inc()
+		}
+		return nil
+	})
+	if apierrors.IsNotFound(err) {
+		return ignored, ref, nil // the Call was deleted: nothing to record
+	}
+	if result == callstate.Unmatched {
+		result = ignored
+	}
+	return result, ref, err
+}
+
+// find locates the Call a webhook belongs to through the cache's indexes:
+// by request id, then by the attempt id callfleet put in extra_params. A
+// webhook can beat the cache to a Call dialed milliseconds ago, so a miss on
+// a call that names itself in extra_params waits briefly, then asks the API.
+func (rc *Receiver) find(ctx context.Context, requestID string, extra map[string]string) (types.NamespacedName, bool, error) {
+	attemptID := extra[callstate.ExtraAttempt]
+	if requestID == "" && attemptID == "" {
+		return types.NamespacedName{}, false, nil
+	}
+	deadline := time.Now().Add(rc.CacheWait)
+	for {
+		for _, q := range []struct{ index, value string }{{callstate.IndexRequestID, requestID}, {callstate.IndexAttemptID, attemptID}} {
+			if q.value == "" {
+				continue
+			}
+			var calls voicev1alpha1.CallList
+			if err := rc.Client.List(ctx, &calls, client.MatchingFields{q.index: q.value}); err != nil {
+				return types.NamespacedName{}, false, fmt.Errorf("looking up Call by %s: %w", q.index, err)
+			}
+			if len(calls.Items) > 0 {
+				return client.ObjectKeyFromObject(&calls.Items[0]), true, nil
+			}
+		}
+		if attemptID == "" || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return types.NamespacedName{}, false, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return rc.findByName(ctx, extra)
+}
+
+// findByName is the last resort for a webhook naming a Call the cache has not
+// shown yet: read it from the API and check the attempt is really its own.
+func (rc *Receiver) findByName(ctx context.Context, extra map[string]string) (types.NamespacedName, bool, error) {
+	ns, name, ok := strings.Cut(extra[callstate.ExtraCall], "/")
+	if !ok {
+		return types.NamespacedName{}, false, nil
+	}
+	key := types.NamespacedName{Namespace: ns, Name: name}
+	call := &voicev1alpha1.Call{}
+	if err := rc.APIReader.Get(ctx, key, call); err != nil {
+		if apierrors.IsNotFound(err) {
+			return key, false, nil
+		}
+		return key, false, err
+	}
+	for _, id := range callstate.AttemptIDs(call) {
+		if id == extra[callstate.ExtraAttempt] {
+			return key, true, nil
+		}
+	}
+	return key, false, nil
+}
+
+func ids(wh *piopiy.Webhook) (string, map[string]string) {
+	if wh.Event != nil {
+		return wh.Event.RequestID, wh.Event.ExtraParams
+	}
+	return wh.CDR.RequestID, wh.CDR.ExtraParams
+}
+
+func statusLabel(wh *piopiy.Webhook) string {
+	switch {
+	case wh.Event != nil:
+		return string(wh.Event.Status)
+	case wh.CDR != nil:
+		return "cdr"
+	}
+	return string(wh.Kind)
+}
+
+func endedAttempts(call *voicev1alpha1.Call) int {
+	n := 0
+	for _, a := range call.Status.Attempts {
+		if a.State == voicev1alpha1.AttemptEnded {
+			n++
+		}
+	}
+	return n
+}
+
+func write(w http.ResponseWriter, code int, r reply) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(r)
+}
+
+// ErrNoToken is returned by LoadToken when the token is empty.
+var ErrNoToken = errors.New("webhook token is empty")
