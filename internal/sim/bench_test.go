@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -182,6 +183,7 @@ func benchStreams(b *testing.B, n int, window time.Duration) {
 	s, err := New(Config{
 		Apps:     []App{{AppID: testApp, Secret: testSecret}},
 		Scenario: Scenario{Default: Behaviour{Outcome: OutcomeAnswer}}, // answer at once, never hang up
+		Sender:   os.Getenv("SIMBENCH_SENDER"),
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -231,9 +233,11 @@ func benchStreams(b *testing.B, n int, window time.Duration) {
 	recv.on()
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
+	cpu0 := processCPU()
 	b.ResetTimer()
 	time.Sleep(window)
 	b.StopTimer()
+	cpu := processCPU() - cpu0
 	runtime.ReadMemStats(&ms1)
 	snd, rcv := s.late.report(), recv.off()
 	expected := int64(n) * int64(window/FrameInterval)
@@ -242,13 +246,29 @@ func benchStreams(b *testing.B, n int, window time.Duration) {
 	b.ReportMetric(float64(snd.Max.Microseconds()), "max-late-µs")
 	b.ReportMetric(float64(snd.Over5ms), "frames>5ms")
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(max(snd.Frames, 1)), "allocs/frame")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(max(snd.Frames, 1)), "cpu-µs/frame")
 	where := "in process"
 	if os.Getenv("SIMBENCH_EXTERNAL") == "1" {
 		where = "separate process"
 	}
-	b.Logf("receiver %s; GOMAXPROCS=%d NumCPU=%d streams=%d window=%v frames=%d (expected %d, %.1f%%)",
-		where, runtime.GOMAXPROCS(0), runtime.NumCPU(), n, window, snd.Frames, expected, 100*float64(snd.Frames)/float64(expected))
+	sender := os.Getenv("SIMBENCH_SENDER")
+	if sender == "" {
+		sender = SenderPerStream
+	}
+	b.Logf("sender %s, receiver %s; GOMAXPROCS=%d NumCPU=%d streams=%d window=%v frames=%d (expected %d, %.1f%%)",
+		sender, where, runtime.GOMAXPROCS(0), runtime.NumCPU(), n, window, snd.Frames, expected, 100*float64(snd.Frames)/float64(expected))
 	b.Logf("sender lateness:   p50=%v p99=%v p99.9=%v max=%v frames>5ms=%d", snd.P50, snd.P99, snd.P999, snd.Max, snd.Over5ms)
 	b.Logf("receiver arrival:  p50=%v p99=%v p99.9=%v max=%v frames>5ms=%d (vs first frame's schedule, includes the receiver's own scheduling)", rcv.P50, rcv.P99, rcv.P999, rcv.Max, rcv.Over5ms)
+	b.Logf("process CPU: %v over %v = %.0f%% of one core, %.1f µs per frame (the receiver's share too when in process)",
+		cpu.Round(time.Millisecond), window, 100*cpu.Seconds()/window.Seconds(), float64(cpu.Microseconds())/float64(max(snd.Frames, 1)))
 	b.Logf("allocations per frame sent (whole process, incl. receiver): %.2f", float64(ms1.Mallocs-ms0.Mallocs)/float64(max(snd.Frames, 1)))
+}
+
+// processCPU is user+system CPU time of this process so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,6 +99,7 @@ func newHarness(t *testing.T, mut func(*Config)) *harness {
 		WebhookURL:      hooks.srv.URL + "/hook",
 		RedeliveryScale: 0.0001, // 5 min → 30 ms
 		Seed:            1,
+		Sender:          os.Getenv("SIM_TEST_SENDER"), // run the suite against either sender
 	}
 	if mut != nil {
 		mut(&cfg)

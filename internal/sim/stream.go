@@ -42,7 +42,16 @@ type stream struct {
 // client must not grow the sim without limit.
 const maxNotes = 100
 
-var wsDialClient = &http.Client{Transport: &http.Transport{Proxy: nil, DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}}
+var wsDialClient = &http.Client{Transport: &http.Transport{
+	Proxy: nil, // ws_url targets are local in every use of the sim
+	DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &deadlineConn{Conn: c}, nil
+	},
+}}
 
 // startStream dials the ws_url in the background (the platform is the client).
 func (c *call) startStream(spec *streamSpec, source string) {
@@ -91,16 +100,18 @@ func (st *stream) run() {
 	// The call ending (or Close) closes the socket with a normal closure.
 	stopClose := context.AfterFunc(st.ctx, func() { st.closeBySim(websocket.StatusNormalClosure, "call ended") })
 	defer stopClose()
-	sent := make(chan struct{})
-	go func() {
-		defer close(sent)
-		st.send(conn)
-	}()
+	rp := c.s.audio.rates[st.spec.SampleRate]
+	ss := &sendState{st: st, conn: conn, rp: rp, scratch: make([]byte, rp.frameBytes), next: time.Now().Add(FrameInterval), done: make(chan struct{})}
+	if c.s.shared != nil {
+		c.s.shared.add(ss)
+	} else {
+		go perStreamSend(ss)
+	}
 	readErr := st.read(conn)
 	stopClose() // before cancel: a peer's close must not be mistaken for ours
 	st.cancel()
 	_ = conn.CloseNow()
-	<-sent
+	<-ss.done
 
 	code, reason, by := int(websocket.StatusAbnormalClosure), "Abnormal closure", "peer"
 	c.mu.Lock()
@@ -143,47 +154,6 @@ func (st *stream) closeBySim(code websocket.StatusCode, reason string) {
 	st.c.mu.Unlock()
 	if conn != nil {
 		_ = conn.Close(code, reason)
-	}
-}
-
-// send writes one binary frame per 20 ms slot. Slots are absolute (start +
-// n*20ms) so a late wake-up shows as lateness instead of silently drifting;
-// if the sender falls behind it catches up back to back. Writes use a
-// background context because a context with a Done channel costs an
-// allocation per write in coder/websocket; the socket is closed to stop it.
-func (st *stream) send(conn *websocket.Conn) {
-	rp := st.c.s.audio.rates[st.spec.SampleRate]
-	scratch := make([]byte, rp.frameBytes)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	done := st.ctx.Done()
-	next := time.Now()
-	for n := int64(0); ; n++ {
-		next = next.Add(FrameInterval)
-		if d := time.Until(next); d > 0 {
-			timer.Reset(d)
-			select {
-			case <-timer.C:
-			case <-done:
-				return
-			}
-		} else {
-			select {
-			case <-done:
-				return
-			default:
-			}
-		}
-		st.c.s.late.observe(time.Since(next))
-		if st.paused.Load() {
-			continue
-		}
-		frame := st.frame(rp, n, scratch)
-		if err := conn.Write(context.Background(), websocket.MessageBinary, frame); err != nil {
-			return
-		}
-		st.framesSent.Add(1)
-		st.bytesSent.Add(int64(len(frame)))
 	}
 }
 
