@@ -1,0 +1,97 @@
+package streamendpoint
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+)
+
+// IndexCallByEndpoint is the field index on Calls by the name of the
+// StreamEndpoint they stream to. SetupWithManager registers it on the
+// manager's cache; other controllers sharing the manager may list with it
+// (client.MatchingFields{IndexCallByEndpoint: name}) but must not register it
+// again.
+const IndexCallByEndpoint = "spec.streamEndpointRef.name"
+
+func indexCallByEndpoint(obj client.Object) []string {
+	if name := endpointName(obj); name != "" {
+		return []string{name}
+	}
+	return nil
+}
+
+func endpointName(obj client.Object) string {
+	call, ok := obj.(*voicev1alpha1.Call)
+	if !ok || call.Spec.StreamEndpointRef == nil {
+		return ""
+	}
+	return call.Spec.StreamEndpointRef.Name
+}
+
+// streaming reports whether call holds a stream now (connected, or paused
+// with the socket open): what activeStreams counts.
+func streaming(obj client.Object) bool {
+	call, ok := obj.(*voicev1alpha1.Call)
+	if !ok || call.Status.Stream == nil {
+		return false
+	}
+	switch call.Status.Stream.State {
+	case voicev1alpha1.StreamPhaseConnected, voicev1alpha1.StreamPhasePaused:
+		return true
+	}
+	return false
+}
+
+// endpointOfCall maps a Call to the endpoint it streams to. On updates the
+// handler maps the old and the new object, so both endpoints are counted
+// again.
+func endpointOfCall(_ context.Context, obj client.Object) []reconcile.Request {
+	name := endpointName(obj)
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
+}
+
+// streamActivityChanged passes only the Call events that change an
+// endpoint's activeStreams: a Call starting or stopping to stream, or a
+// streaming Call created, deleted or pointed elsewhere. Calls change often
+// (every webhook, every attempt) and most changes do not matter here.
+func streamActivityChanged() predicate.Funcs {
+	return predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool { return streaming(e.Object) },
+		DeleteFunc: func(e event.DeleteEvent) bool { return streaming(e.Object) },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			was, is := streaming(e.ObjectOld), streaming(e.ObjectNew)
+			return was != is || (is && endpointName(e.ObjectOld) != endpointName(e.ObjectNew))
+		},
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
+}
+
+// countActiveStreams counts the Calls streaming to ep now.
+func (r *Reconciler) countActiveStreams(ctx context.Context, ep *voicev1alpha1.StreamEndpoint) (int32, error) {
+	var calls voicev1alpha1.CallList
+	// Read-only use of the cache's objects: skip the deep copy of each Call.
+	if err := r.List(ctx, &calls,
+		client.InNamespace(ep.Namespace),
+		client.MatchingFields{IndexCallByEndpoint: ep.Name},
+		client.UnsafeDisableDeepCopy,
+	); err != nil {
+		return 0, fmt.Errorf("listing Calls of the endpoint: %w", err)
+	}
+	var n int32
+	for i := range calls.Items {
+		if streaming(&calls.Items[i]) {
+			n++
+		}
+	}
+	return n, nil
+}
