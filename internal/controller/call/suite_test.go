@@ -1,0 +1,308 @@
+package call_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+	"github.com/callfleet/callfleet/internal/account"
+	"github.com/callfleet/callfleet/internal/controller/call"
+	"github.com/callfleet/callfleet/internal/sim"
+	"github.com/callfleet/callfleet/internal/testenv"
+	"github.com/callfleet/callfleet/internal/webhook"
+	"github.com/callfleet/callfleet/pkg/piopiy"
+)
+
+const (
+	appID     = 4242001
+	appSecret = "sim-app-secret"
+	callerID  = "918000000001"
+	// settleTimeout is short so ambiguous creates the sim never placed end
+	// within the test; the sim's redeliveries (5/10/15 min × 0.0005) come
+	// well before it.
+	settleTimeout = 8 * time.Second
+)
+
+var (
+	env       *testenv.Env
+	k8s       client.Client
+	piopiySim *sim.Sim
+	simURL    string
+	// streamSink is a WebSocket handler that takes any stream and discards it,
+	// standing in for a bot where the test is about the call, not the audio.
+	streamSink string
+	sinkConns  atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctrl.SetLogger(zap.New(zap.WriteTo(io.Discard)))
+	var err error
+	if env, err = testenv.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	k8s = env.Client
+
+	piopiySim, err = sim.New(sim.Config{
+		Apps:            []sim.App{{AppID: appID, Secret: appSecret}},
+		RedeliveryScale: 0.0005,
+		Seed:            7,
+		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if simURL, err = piopiySim.Start("127.0.0.1:0"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = piopiySim.Close(context.Background()) }()
+
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		sinkConns.Add(1)
+		c.SetReadLimit(1 << 20)
+		for {
+			if _, _, err := c.Read(r.Context()); err != nil {
+				return
+			}
+		}
+	}))
+	defer sink.Close()
+	streamSink = "ws" + strings.TrimPrefix(sink.URL, "http") + "/stream"
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 env.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		Controller:             config.Controller{SkipNameValidation: ptr(true)},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	r := &call.Reconciler{
+		Client:        mgr.GetClient(),
+		APIReader:     mgr.GetAPIReader(),
+		Recorder:      mgr.GetEventRecorder("callfleet-call"),
+		Accounts:      &account.Resolver{Reader: mgr.GetAPIReader(), Default: types.NamespacedName{Namespace: "callfleet-system", Name: "piopiy"}},
+		Piopiy:        &call.ClientCache{Options: []piopiy.Option{piopiy.WithRESTBaseURL(simURL), piopiy.WithActionBaseURL(simURL), piopiy.WithLookupRetries(3, 50*time.Millisecond)}},
+		Limiter:       rate.NewLimiter(rate.Inf, 0),
+		TokenKey:      key,
+		SettleTimeout: settleTimeout,
+		CDRGrace:      2 * time.Second,
+		DialTimeout:   2 * time.Second,
+	}
+	if err := r.SetupWithManager(ctx, mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	token := hex.EncodeToString(key[:8])
+	receiver := httptest.NewServer(&webhook.Receiver{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Token: token, CacheWait: 300 * time.Millisecond})
+	defer receiver.Close()
+	piopiySim.SetWebhookURL(receiver.URL + webhook.PathPrefix + token)
+
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+		}
+	}()
+	if err := createDefaultAccount(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+func createDefaultAccount(ctx context.Context) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "callfleet-system"}}
+	if err := k8s.Create(ctx, ns); err != nil {
+		return err
+	}
+	return k8s.Create(ctx, accountSecret("callfleet-system", "piopiy"))
+}
+
+func accountSecret(ns, name string) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		StringData: map[string]string{account.KeyAppID: fmt.Sprint(appID), account.KeySecret: appSecret, account.KeyFrom: callerID},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// newNamespace makes a namespace for one test.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "t-"}}
+	if err := k8s.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+// numbers hands out destination numbers no other test uses, so the sim's
+// per-number records belong to one test.
+var numberSeq atomic.Int64
+
+func newNumber() string { return fmt.Sprintf("9170%08d", numberSeq.Add(1)) }
+
+// setBehaviour gives numbers a sim scenario, keeping every other number's.
+var scenarioMu = make(chan struct{}, 1)
+
+func setBehaviour(numbers map[string]sim.Behaviour, agents map[string]sim.AgentBehaviour) {
+	scenarioMu <- struct{}{}
+	defer func() { <-scenarioMu }()
+	sc := currentScenario
+	if sc.Numbers == nil {
+		sc = sim.Scenario{Default: sim.DefaultBehaviour(), Numbers: map[string]sim.Behaviour{}, Agents: map[string]sim.AgentBehaviour{}}
+	}
+	for n, b := range numbers {
+		sc.Numbers[n] = b
+	}
+	for n, b := range agents {
+		sc.Agents[n] = b
+	}
+	currentScenario = sc
+	piopiySim.SetScenario(sc)
+}
+
+var currentScenario sim.Scenario
+
+func newCall(ns, name, to string, mutate ...func(*voicev1alpha1.Call)) *voicev1alpha1.Call {
+	c := &voicev1alpha1.Call{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	c.Spec.To = to
+	c.Spec.Stream.URL = streamSink
+	c.Spec.RingTimeoutSeconds = 5
+	c.Spec.MaxDurationSeconds = 60
+	for _, m := range mutate {
+		m(c)
+	}
+	return c
+}
+
+// waitFor polls cond until it holds or the deadline passes. Deadlines are
+// generous: they bound a hung test, they do not measure speed.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s; last state: %s", what, last)
+}
+
+func getCall(t *testing.T, ns, name string) *voicev1alpha1.Call {
+	t.Helper()
+	c := &voicev1alpha1.Call{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, c); err != nil {
+		t.Fatalf("get call %s/%s: %v", ns, name, err)
+	}
+	return c
+}
+
+func waitForPhase(t *testing.T, ns, name string, timeout time.Duration, phases ...voicev1alpha1.CallPhase) *voicev1alpha1.Call {
+	t.Helper()
+	var c *voicev1alpha1.Call
+	waitFor(t, fmt.Sprintf("Call %s/%s in %v", ns, name, phases), timeout, func() (bool, string) {
+		c = getCall(t, ns, name)
+		for _, p := range phases {
+			if c.Status.Phase == p {
+				return true, ""
+			}
+		}
+		return false, describe(c)
+	})
+	return c
+}
+
+func describe(c *voicev1alpha1.Call) string {
+	b, _ := json.Marshal(c.Status)
+	return string(b)
+}
+
+// simCalls returns the sim's record of every call to a number.
+func simCalls(to string) []sim.CallRecord {
+	var out []sim.CallRecord
+	for _, r := range piopiySim.Calls() {
+		if r.To == to {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// attemptOf reads callfleet's attempt id out of a sim record's extra_params.
+func attemptOf(r sim.CallRecord) string {
+	var extra map[string]string
+	_ = json.Unmarshal(r.ExtraParams, &extra)
+	return extra["callfleet_attempt"]
+}
+
+func condition(c *voicev1alpha1.Call, typ string) *metav1.Condition {
+	return meta.FindStatusCondition(c.Status.Conditions, typ)
+}
+
+func clientKey(ns, name string) types.NamespacedName { return types.NamespacedName{Namespace: ns, Name: name} }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// updateSpec changes a Call's spec as a user would, retrying on conflicts
+// with the controller's status writes.
+func updateSpec(t *testing.T, ns, name string, mutate func(*voicev1alpha1.Call)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		c := getCall(t, ns, name)
+		mutate(c)
+		return k8s.Update(context.Background(), c)
+	})
+	if err != nil {
+		t.Fatalf("updating Call %s/%s: %v", ns, name, err)
+	}
+}
