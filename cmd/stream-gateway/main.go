@@ -1,0 +1,109 @@
+// Command stream-gateway terminates Piopiy's stream WebSocket beside a bot in
+// a StreamEndpoint pod: it authenticates the socket, relays audio to and from
+// the bot on localhost, applies Call control on the live socket and reports
+// the stream in the Call's status. See docs/gateway.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/go-logr/logr"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/callfleet/callfleet/internal/gateway"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "stream-gateway:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		o         gateway.RunOptions
+		keyFile   string
+		logLevel  string
+		logFormat string
+	)
+	fs := flag.CommandLine // ctrl.GetConfig registered --kubeconfig here
+	fs.StringVar(&o.Listen, "listen", ":8443", "address Piopiy dials (WebSocket on every path but /healthz and /readyz)")
+	fs.StringVar(&o.BotURL, "bot-url", gateway.DefaultBotURL, "the bot's WebSocket on localhost")
+	fs.StringVar(&o.Endpoint, "endpoint", "", "StreamEndpoint this gateway serves: Calls referencing another are refused (empty: any)")
+	fs.StringVar(&o.PublicURL, "public-url", "", "ws(s) URL Piopiy reaches this gateway at; Calls whose spec.stream.url is under it are served too")
+	fs.StringVar(&o.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "namespace whose Calls are served (default $POD_NAMESPACE)")
+	fs.StringVar(&keyFile, "token-key-file", "", "file with the stream token key (default: $"+gateway.TokenKeyEnv+")")
+	fs.StringVar(&o.PodName, "pod-name", podName(), "reported in status.stream.pod (default $POD_NAME, else the hostname)")
+	fs.StringVar(&o.DefaultFrom, "default-from", os.Getenv("CALLFLEET_DEFAULT_FROM"), "caller id for handoff bridges of Calls without spec.from (default $CALLFLEET_DEFAULT_FROM)")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":9090", "Prometheus metrics address (\"0\" disables)")
+	fs.IntVar(&o.MaxBufferedFrames, "max-buffered-frames", gateway.DefaultMaxBufferedFrames, "audio frames buffered for a slow bot before the oldest is dropped")
+	fs.DurationVar(&o.PingInterval, "ping-interval", gateway.DefaultPingInterval, "ping both sockets this often; one silent for as long again is closed")
+	fs.DurationVar(&o.ShutdownDrain, "shutdown-drain", 0, "on SIGTERM, wait this long for streams to end before closing them with 1001")
+	fs.StringVar(&o.TLSCertFile, "tls-cert-file", "", "serve wss:// with this certificate (usually TLS ends at the Ingress)")
+	fs.StringVar(&o.TLSKeyFile, "tls-key-file", "", "key of --tls-cert-file")
+	fs.StringVar(&logLevel, "log-level", "info", "info or debug")
+	fs.StringVar(&logFormat, "log-format", "json", "json or text")
+	flag.Parse()
+
+	log, err := newLogger(logLevel, logFormat)
+	if err != nil {
+		return err
+	}
+	ctrl.SetLogger(log)
+	o.Logger = log.WithName("stream-gateway")
+
+	if o.Namespace == "" {
+		return fmt.Errorf("--namespace (or $POD_NAMESPACE) is required")
+	}
+	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
+		return fmt.Errorf("--tls-cert-file and --tls-key-file go together")
+	}
+	if o.TokenKey, err = gateway.LoadTokenKey(keyFile); err != nil {
+		return err
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("kubernetes config: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	return gateway.Run(ctx, cfg, o)
+}
+
+func podName() string {
+	if n := os.Getenv("POD_NAME"); n != "" {
+		return n
+	}
+	n, _ := os.Hostname()
+	return n
+}
+
+func newLogger(level, format string) (logr.Logger, error) {
+	opts := &slog.HandlerOptions{}
+	switch level {
+	case "info":
+	case "debug":
+		// logr's V(1) maps to slog level -1.
+		opts.Level = slog.Level(-1)
+	default:
+		return logr.Logger{}, fmt.Errorf("--log-level %q: want info or debug", level)
+	}
+	var h slog.Handler
+	switch format {
+	case "json":
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	case "text":
+		h = slog.NewTextHandler(os.Stderr, opts)
+	default:
+		return logr.Logger{}, fmt.Errorf("--log-format %q: want json or text", format)
+	}
+	return logr.FromSlogHandler(h), nil
+}
+

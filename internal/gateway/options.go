@@ -1,0 +1,143 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/callfleet/callfleet/internal/streamtoken"
+)
+
+// Defaults of Options.
+const (
+	DefaultBotURL            = "ws://127.0.0.1:8080/"
+	DefaultMaxBufferedFrames = 50 // 1 s of 20 ms frames
+	DefaultPingInterval      = 10 * time.Second
+	DefaultBotDialTimeout    = 5 * time.Second
+	DefaultControlTimeout    = 5 * time.Second
+	// DefaultBridgeTimeoutSeconds is the agent ring time when the AgentPool
+	// cannot be read.
+	DefaultBridgeTimeoutSeconds = 20
+)
+
+// TokenKeyEnv is the environment variable holding the stream token key when
+// no key file is given.
+const TokenKeyEnv = "CALLFLEET_STREAM_TOKEN_KEY"
+
+// Options configure a Gateway. Namespace and TokenKey are required.
+type Options struct {
+	// Namespace whose Calls this gateway serves; tokens for other namespaces
+	// are refused.
+	Namespace string
+	// Endpoint is the StreamEndpoint name: Calls whose streamEndpointRef names
+	// another endpoint are refused. Empty accepts any.
+	Endpoint string
+	// PublicURL is the ws(s) URL this gateway is reached at; Calls with a
+	// spec.stream.url under it are served as well as those of Endpoint.
+	PublicURL string
+	// BotURL is the bot's localhost WebSocket.
+	BotURL string
+	// TokenKey verifies ws_url tokens (streamtoken.Sign's key).
+	TokenKey []byte
+	// PodName is reported in status.stream.pod.
+	PodName string
+	// DefaultFrom is the caller id for the handoff bridge when the Call has
+	// no spec.from (the account default that only the manager knows).
+	DefaultFrom string
+	// MaxBufferedFrames bounds the audio waiting for a slow bot; the oldest
+	// is dropped beyond it.
+	MaxBufferedFrames int
+	// PingInterval is how often both sockets are pinged; a peer that does not
+	// answer within PongTimeout is taken as dead and the stream ends.
+	PingInterval time.Duration
+	PongTimeout  time.Duration
+	// BotDialTimeout bounds opening the bot's socket.
+	BotDialTimeout time.Duration
+	// ControlTimeout bounds a control frame write and a status patch.
+	ControlTimeout time.Duration
+	// ShutdownDrain is how long Shutdown waits for streams to end on their
+	// own before closing the rest with 1001 (going away).
+	ShutdownDrain time.Duration
+	// Registerer takes the gateway's metrics (controller-runtime's
+	// metrics.Registry in the binary). Nil: a private registry.
+	Registerer prometheus.Registerer
+	// Logger; the zero value logs nothing.
+	Logger logr.Logger
+	// Now is the clock for token expiry and status times (tests).
+	Now func() time.Time
+}
+
+func (o *Options) defaults() error {
+	if o.Namespace == "" {
+		return errors.New("gateway: namespace is required")
+	}
+	if len(o.TokenKey) < streamtoken.MinKeyLen {
+		return fmt.Errorf("gateway: stream token key is %d bytes, want at least %d", len(o.TokenKey), streamtoken.MinKeyLen)
+	}
+	if o.BotURL == "" {
+		o.BotURL = DefaultBotURL
+	}
+	u, err := url.Parse(o.BotURL)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+		return fmt.Errorf("gateway: bot url %q must be a ws:// or wss:// URL", o.BotURL)
+	}
+	if o.PublicURL != "" {
+		if _, err := url.Parse(o.PublicURL); err != nil {
+			return fmt.Errorf("gateway: public url: %w", err)
+		}
+	}
+	if o.MaxBufferedFrames <= 0 {
+		o.MaxBufferedFrames = DefaultMaxBufferedFrames
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = DefaultPingInterval
+	}
+	if o.PongTimeout <= 0 {
+		o.PongTimeout = o.PingInterval
+	}
+	if o.BotDialTimeout <= 0 {
+		o.BotDialTimeout = DefaultBotDialTimeout
+	}
+	if o.ControlTimeout <= 0 {
+		o.ControlTimeout = DefaultControlTimeout
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// LoadTokenKey reads the stream token key from file, or from the
+// CALLFLEET_STREAM_TOKEN_KEY environment variable when file is empty.
+// Surrounding whitespace is trimmed, so a key written with a trailing newline
+// (echo, kubectl create secret --from-file) verifies tokens signed with the
+// same key without it; the signer must trim the same way.
+func LoadTokenKey(file string) ([]byte, error) {
+	var raw string
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("reading token key: %w", err)
+		}
+		raw = string(b)
+	} else {
+		raw = os.Getenv(TokenKeyEnv)
+		if raw == "" {
+			return nil, fmt.Errorf("no stream token key: set --token-key-file or %s", TokenKeyEnv)
+		}
+	}
+	key := []byte(strings.TrimSpace(raw))
+	if len(key) < streamtoken.MinKeyLen {
+		return nil, fmt.Errorf("stream token key is %d bytes, want at least %d", len(key), streamtoken.MinKeyLen)
+	}
+	return key, nil
+}

@@ -1,0 +1,180 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+)
+
+// RunOptions configure Run: the gateway's Options plus the process around it.
+type RunOptions struct {
+	Options
+	// Listen is the address Piopiy (and health checks) reach the gateway at.
+	Listen string
+	// Listener, when set, is used instead of Listen (tests).
+	Listener net.Listener
+	// TLSCertFile and TLSKeyFile serve wss:// directly when both are set;
+	// usually TLS ends at the Ingress in front.
+	TLSCertFile, TLSKeyFile string
+	// MetricsBindAddress serves Prometheus metrics ("0": off).
+	MetricsBindAddress string
+	// ShutdownTimeout bounds closing streams and writing their status after
+	// ctx ends (on top of ShutdownDrain).
+	ShutdownTimeout time.Duration
+	// Started, when set, is called with the listening address once the
+	// Call cache has synced and streams are accepted.
+	Started func(addr net.Addr)
+}
+
+// Scheme returns the scheme the gateway's client needs.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := voicev1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Run serves the gateway until ctx ends (SIGTERM in the binary), then shuts
+// down in order: readyz fails, streams close with 1001 and report their
+// status while the Kubernetes client still works, then the listener and the
+// Call watch stop.
+func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
+	if o.Registerer == nil {
+		o.Registerer = ctrlmetrics.Registry
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 25 * time.Second
+	}
+	if o.MetricsBindAddress == "" {
+		o.MetricsBindAddress = "0"
+	}
+	if o.Logger.GetSink() == nil {
+		o.Logger = ctrl.Log.WithName("stream-gateway")
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme: Scheme(),
+		Logger: o.Logger,
+		Cache: cache.Options{
+			// Namespaced: the gateway's Role grants nothing cluster-wide.
+			DefaultNamespaces: map[string]cache.Config{o.Namespace: {}},
+			DefaultTransform:  cache.TransformStripManagedFields(),
+		},
+		Metrics:                metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		HealthProbeBindAddress: "0", // health is served on the gateway's own port
+		// Every replica acts on the sockets it holds: no leader.
+		LeaderElection: false,
+		Controller:     config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	g, err := New(mgr.GetClient(), mgr.GetAPIReader(), o.Options)
+	if err != nil {
+		return err
+	}
+	if err := g.SetupWithManager(mgr); err != nil {
+		return err
+	}
+
+	ln := o.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", o.Listen); err != nil {
+			return fmt.Errorf("listening: %w", err)
+		}
+	}
+	srv := &http.Server{
+		Handler:           g.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          nil,
+	}
+
+	mgrCtx, stopMgr := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopMgr()
+	errc := make(chan error, 2)
+	mgrDone := make(chan struct{})
+	go func() {
+		defer close(mgrDone)
+		if err := mgr.Start(mgrCtx); err != nil {
+			errc <- fmt.Errorf("manager: %w", err)
+		}
+	}()
+	go func() {
+		var err error
+		if o.TLSCertFile != "" && o.TLSKeyFile != "" {
+			err = srv.ServeTLS(ln, o.TLSCertFile, o.TLSKeyFile)
+		} else {
+			err = srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("serving: %w", err)
+		}
+	}()
+	go func() {
+		if mgr.GetCache().WaitForCacheSync(mgrCtx) {
+			g.SetReady(true)
+			o.Logger.Info("stream gateway ready", "addr", ln.Addr().String(), "namespace", o.Namespace, "endpoint", o.Endpoint)
+			if o.Started != nil {
+				o.Started(ln.Addr())
+			}
+		}
+	}()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	o.Logger.Info("stream gateway shutting down", "streams", g.ActiveStreams())
+	sctx, cancel := context.WithTimeout(context.Background(), o.Options.ShutdownDrain+o.ShutdownTimeout)
+	defer cancel()
+	if err := g.Shutdown(sctx); err != nil {
+		o.Logger.Error(err, "closing streams")
+	}
+	if err := srv.Shutdown(sctx); err != nil {
+		o.Logger.Error(err, "stopping the listener")
+	}
+	stopMgr()
+	<-mgrDone
+	return runErr
+}
+
+// SetupWithManager registers the reconciler that applies Call changes to
+// the sockets this pod holds. Only Calls this gateway serves are watched for.
+func (g *Gateway) SetupWithManager(mgr manager.Manager) error {
+	r := callReconciler{g: g}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("stream-gateway").
+		For(&voicev1alpha1.Call{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+			call, ok := o.(*voicev1alpha1.Call)
+			return ok && g.serves(call)
+		}))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		Complete(reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+			return reconcile.Result{}, r.reconcile(ctx, req.NamespacedName)
+		}))
+}
