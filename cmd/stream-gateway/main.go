@@ -106,4 +106,3 @@ func newLogger(level, format string) (logr.Logger, error) {
 	}
 	return logr.FromSlogHandler(h), nil
 }
-
