@@ -12,7 +12,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
+
 	"fmt"
 	"io"
 	"net/http"
@@ -242,6 +242,3 @@ func write(w http.ResponseWriter, code int, r reply) {
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(r)
 }
-
-// ErrNoToken is returned by LoadToken when the token is empty.
-var ErrNoToken = errors.New("webhook token is empty")
