@@ -55,7 +55,8 @@ type Reconciler struct {
 type phase func(ctx context.Context, s *scope) (ctrl.Result, error)
 
 // The manager needs every right it grants the gateway's Role (RBAC forbids
-// escalation), hence calls get/list/watch and calls/status patch.
+// escalation), hence calls get/list/watch, calls/status patch and agentpools
+// get.
 // streamendpoints/finalizers update lets the children's owner references
 // block the endpoint's deletion until they are gone (foreground deletion).
 // There is no update or patch on streamendpoints: the controller never writes
@@ -66,6 +67,7 @@ type phase func(ctx context.Context, s *scope) (ctrl.Result, error)
 // +kubebuilder:rbac:groups=voice.callfleet.dev,resources=streamendpoints/finalizers,verbs=update
 // +kubebuilder:rbac:groups=voice.callfleet.dev,resources=calls,verbs=get;list;watch
 // +kubebuilder:rbac:groups=voice.callfleet.dev,resources=calls/status,verbs=patch
+// +kubebuilder:rbac:groups=voice.callfleet.dev,resources=agentpools,verbs=get
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=core,resources=services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete

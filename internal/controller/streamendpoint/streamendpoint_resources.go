@@ -500,9 +500,14 @@ func mutateIngress(ing *networkingv1.Ingress, ep *voicev1alpha1.StreamEndpoint, 
 
 // gatewayRules are what the gateway does with Calls: find the Call a socket
 // belongs to, watch it for control (pause, hangup, handoff) and report the
-// stream's state.
+// stream's state; and read an AgentPool's ring timeout for a handoff bridge.
 func gatewayRules() []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
+		{
+			APIGroups: []string{voicev1alpha1.GroupVersion.Group},
+			Resources: []string{"agentpools"},
+			Verbs:     []string{"get"},
+		},
 		{
 			APIGroups: []string{voicev1alpha1.GroupVersion.Group},
 			Resources: []string{"calls"},
