@@ -38,6 +38,7 @@ type options struct {
 	piopiyBurst                         int
 	settleTimeout, cdrGrace             time.Duration
 	watchNamespaces                     string
+	callWorkers                         int
 }
 
 func main() {
@@ -57,6 +58,7 @@ func main() {
 	flag.DurationVar(&o.settleTimeout, "settle-timeout", call.DefaultSettleTimeout, "How long an ambiguous create waits for Piopiy to show the call before it is ended as Failed (never redialled).")
 	flag.DurationVar(&o.cdrGrace, "cdr-grace", call.DefaultCDRGrace, "How long after a hangup to wait for the CDR webhook before looking it up.")
 	flag.StringVar(&o.watchNamespaces, "namespaces", "", "Comma-separated namespaces to watch (default: all). Shard managers by namespace with this.")
+	flag.IntVar(&o.callWorkers, "call-workers", 16, "Calls reconciled in parallel.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -124,6 +126,7 @@ func run(ctx context.Context, o options) error {
 		TokenKey:      streamKey,
 		SettleTimeout: o.settleTimeout,
 		CDRGrace:      o.cdrGrace,
+		Workers:       o.callWorkers,
 	}
 	if err := calls.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up Call controller: %w", err)

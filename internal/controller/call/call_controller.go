@@ -12,6 +12,7 @@ import (
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -57,7 +58,10 @@ type Reconciler struct {
 	CDRGrace time.Duration
 	// DialTimeout bounds one make-call request.
 	DialTimeout time.Duration
-	Now         func() time.Time
+	// Workers is the number of Calls reconciled in parallel; a dial holds a
+	// worker for the length of Piopiy's reply.
+	Workers int
+	Now     func() time.Time
 }
 
 // Defaults for the Reconciler's tunables.
@@ -247,6 +251,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 			handler.EnqueueRequestsFromMapFunc(r.callsWaitingFor),
 			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
 		Named("call").
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		Complete(r)
 }
 

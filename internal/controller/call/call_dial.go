@@ -20,6 +20,7 @@ import (
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
 	"github.com/callfleet/callfleet/internal/account"
 	"github.com/callfleet/callfleet/internal/callstate"
+	"github.com/callfleet/callfleet/internal/failpoint"
 	"github.com/callfleet/callfleet/internal/metrics"
 	"github.com/callfleet/callfleet/internal/streamtoken"
 	"github.com/callfleet/callfleet/pkg/piopiy"
@@ -95,6 +96,7 @@ func (r *Reconciler) dial(ctx context.Context, call *voicev1alpha1.Call) (ctrl.R
 		return ctrl.Result{}, fmt.Errorf("recording dial intent: %w", err)
 	}
 	r.event(call, "Normal", "Dialing", "attempt %d: dialing %s", n, call.Spec.To)
+	failpoint.Crash(failpoint.DialAfterIntent)
 
 	req := piopiy.MakeCallRequest{
 		From:            from,
@@ -112,6 +114,7 @@ func (r *Reconciler) dial(ctx context.Context, call *voicev1alpha1.Call) (ctrl.R
 	dctx, cancel := context.WithTimeout(ctx, r.DialTimeout)
 	resp, dialErr := api.MakeCall(dctx, req)
 	cancel()
+	failpoint.Crash(failpoint.DialAfterPost)
 
 	result := classify(resp, dialErr)
 	metrics.Dials.WithLabelValues(string(result.kind)).Inc()

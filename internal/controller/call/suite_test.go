@@ -132,6 +132,7 @@ func run(m *testing.M) int {
 		SettleTimeout: settleTimeout,
 		CDRGrace:      2 * time.Second,
 		DialTimeout:   2 * time.Second,
+		Workers:       8,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -289,7 +290,9 @@ func condition(c *voicev1alpha1.Call, typ string) *metav1.Condition {
 	return meta.FindStatusCondition(c.Status.Conditions, typ)
 }
 
-func clientKey(ns, name string) types.NamespacedName { return types.NamespacedName{Namespace: ns, Name: name} }
+func clientKey(ns, name string) types.NamespacedName {
+	return types.NamespacedName{Namespace: ns, Name: name}
+}
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
