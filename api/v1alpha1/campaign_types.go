@@ -145,10 +145,12 @@ type CampaignStatus struct {
 	// observedGeneration is the generation last reconciled.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// total valid contacts.
+	// total contacts: every inline entry and CSV data row, invalid ones
+	// included (they end in skipped), so that once the campaign is done
+	// total = succeeded + failed + skipped.
 	// +optional
 	Total int64 `json:"total,omitempty"`
-	// pending contacts not yet started.
+	// pending contacts the cursor has not reached yet.
 	// +optional
 	Pending int64 `json:"pending,omitempty"`
 	// active Calls in flight.
@@ -160,12 +162,28 @@ type CampaignStatus struct {
 	// failed Calls.
 	// +optional
 	Failed int64 `json:"failed,omitempty"`
-	// skipped contacts: do-not-call or invalid rows.
+	// skipped contacts the cursor passed without a Call: do-not-call or
+	// invalid rows.
 	// +optional
 	Skipped int64 `json:"skipped,omitempty"`
-	// cursor is the index of the next contact to start.
+	// cursor is the index of the next contact to start. Contact i is the
+	// i-th inline entry, then the CSV data rows of contactsFrom in order.
 	// +optional
 	Cursor int64 `json:"cursor,omitempty"`
+	// paceTime is the pacing clock: each Call started moves it on by
+	// 60s/callsPerMinute, and a Call may start once it is at most one
+	// second's share of callsPerMinute ahead of now. Kept in status so a
+	// restarted manager does not burst.
+	// +optional
+	PaceTime *metav1.MicroTime `json:"paceTime,omitempty"`
+	// countedCalls lists the contact indexes of finished Calls whose outcome
+	// is already in succeeded or failed but whose count finalizer is still
+	// being removed. It makes each Call count exactly once across restarts;
+	// it is usually empty and never longer than the Calls that finished
+	// between two reconciles.
+	// +optional
+	// +listType=set
+	CountedCalls []int64 `json:"countedCalls,omitempty"`
 	// nextWindowTime is when calling may start again.
 	// +optional
 	NextWindowTime *metav1.Time `json:"nextWindowTime,omitempty"`
