@@ -773,8 +773,8 @@ func TestManagedStalls(t *testing.T) {
 		{"dotted.name", func(*voicev1alpha1.StreamEndpoint) {}, ReasonInvalidName},
 		{"taken", func(*voicev1alpha1.StreamEndpoint) {}, ReasonNameConflict},
 	} {
+		// Not parallel: the checks after the loop need these done.
 		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
 			ep := managedEndpoint(ns, tc.name, tc.opt)
 			create(t, ep)
 			got := waitForCondition(t, ep, voicev1alpha1.ConditionStalled, metav1.ConditionTrue, tc.wantReason)
