@@ -278,8 +278,11 @@ func (r *Reconciler) apply(ctx context.Context, s *scope, obj client.Object, mut
 	})
 	switch {
 	case apierrors.IsInvalid(err):
-		// Built from the spec, so the same spec gets the same answer.
-		return stalled(ReasonInvalidChild, "the apiserver rejected %s %s: %v", kind, obj.GetName(), err)
+		// Built from the spec, so the same spec gets the same answer; but
+		// an admission policy may be behind it, so look again now and then.
+		stall := stalled(ReasonInvalidChild, "the apiserver rejected %s %s: %v", kind, obj.GetName(), err)
+		stall.recheckAfter = time.Minute
+		return stall
 	case err != nil:
 		return fmt.Errorf("applying %s %s: %w", kind, obj.GetName(), err)
 	}

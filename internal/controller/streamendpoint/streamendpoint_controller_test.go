@@ -772,6 +772,11 @@ func TestManagedStalls(t *testing.T) {
 		{"metrics-port", func(ep *voicev1alpha1.StreamEndpoint) { ep.Spec.Gateway.Port = 9090 }, ReasonPortConflict},
 		{"dotted.name", func(*voicev1alpha1.StreamEndpoint) {}, ReasonInvalidName},
 		{"taken", func(*voicev1alpha1.StreamEndpoint) {}, ReasonNameConflict},
+		// Ingress paths may not climb: the apiserver's verdict is a stall.
+		{"bad-path", func(ep *voicev1alpha1.StreamEndpoint) {
+			ep.Spec.PublicURL = "wss://bots.example.com/a/../b"
+			ep.Spec.Ingress = &voicev1alpha1.IngressSpec{}
+		}, ReasonInvalidChild},
 	} {
 		// Not parallel: the checks after the loop need these done.
 		t.Run(tc.name, func(t *testing.T) {

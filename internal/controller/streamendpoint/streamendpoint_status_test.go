@@ -1,7 +1,11 @@
 package streamendpoint
 
 import (
+	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -279,5 +283,17 @@ func TestParsePublicURL(t *testing.T) {
 		if (err != nil) != tc.wantFail || (!tc.wantFail && got != tc.want) {
 			t.Errorf("parsePublicURL(%q) = %+v, %v; want %+v (fail: %v)", tc.in, got, err, tc.want, tc.wantFail)
 		}
+	}
+}
+
+func TestHealthMessageHidesPassword(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusTeapot)
+	}))
+	defer srv.Close()
+	u := strings.Replace(srv.URL, "http://", "http://probe:s3cret@", 1) + "/healthz?x=1"
+	h := checkHealth(context.Background(), srv.Client(), u)
+	if h.healthy || strings.Contains(h.message, "s3cret") || !strings.Contains(h.message, "418") {
+		t.Errorf("checkHealth = %+v, want unhealthy, the status, and no password", h)
 	}
 }
