@@ -169,3 +169,30 @@ func TestAlertRules(t *testing.T) {
 	}
 	checkExprs(t, "config/prometheus/alerts.yaml", exprs, documented)
 }
+
+// TestHelmDocListsEveryValue: docs/helm.md's table has a row for each value
+// of values.yaml (maps are documented as a whole when empty or resources).
+func TestHelmDocListsEveryValue(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root, "docs", "helm.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		if m, ok := v.(map[string]any); ok && len(m) > 0 && prefix != "resources" {
+			for k, c := range m {
+				p := k
+				if prefix != "" {
+					p = prefix + "." + k
+				}
+				walk(p, c)
+			}
+			return
+		}
+		if !strings.Contains(doc, "| `"+prefix+"` |") {
+			t.Errorf("docs/helm.md has no row for value %s", prefix)
+		}
+	}
+	walk("", map[string]any(readYAML(t, chartDir+"/values.yaml")))
+}
