@@ -109,10 +109,12 @@ type CallStream struct {
 	// +kubebuilder:validation:Pattern=`^wss?://[^\s]+$`
 	URL string `json:"url,omitempty"`
 
-	// listenMode chooses whose voice is streamed: caller (the Piopiy side),
-	// callee (the person rung) or both mixed.
+	// listenMode chooses whose voice is streamed. In a PCMO call the person
+	// rung is leg a, which Piopiy calls the caller; callee is the party a
+	// bridge connects (a human agent after handoff); both mixes them, which
+	// is what monitoring after a handoff needs.
 	// +optional
-	// +kubebuilder:default=callee
+	// +kubebuilder:default=caller
 	ListenMode ListenMode `json:"listenMode,omitempty"`
 
 	// voiceQuality is the sample rate in Hz of the L16 audio on the socket.

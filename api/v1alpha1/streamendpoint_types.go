@@ -85,7 +85,7 @@ type AudioDefaults struct {
 	SampleRate int32 `json:"sampleRate,omitempty"`
 	// listenMode whose voice is streamed.
 	// +optional
-	// +kubebuilder:default=callee
+	// +kubebuilder:default=caller
 	ListenMode ListenMode `json:"listenMode,omitempty"`
 }
 

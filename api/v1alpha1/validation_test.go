@@ -122,7 +122,7 @@ func TestCallDefaultsAndReadBack(t *testing.T) {
 		t.Fatalf("read back wrong spec: %+v", s)
 	}
 	checks := map[string]bool{
-		"stream.listenMode=callee":       s.Stream.ListenMode == voicev1alpha1.ListenCallee,
+		"stream.listenMode=caller":       s.Stream.ListenMode == voicev1alpha1.ListenCaller,
 		"stream.voiceQuality=8000":       s.Stream.VoiceQuality == 8000,
 		"stream.state=Active":            s.Stream.State == voicev1alpha1.StreamActive,
 		"stream.startOnAnswer=true":      s.Stream.StartOnAnswer != nil && *s.Stream.StartOnAnswer,

@@ -197,28 +197,9 @@ func classify(resp *piopiy.MakeCallResponse, err error) dialResult {
 	}
 }
 
-// recordDialResult writes what the POST proved into the attempt. A webhook may
-// have updated the Call since the intent was written, so it re-reads on
-// conflict and merges: nothing a webhook recorded is overwritten.
+// recordDialResult writes what the POST proved into the attempt.
 func (r *Reconciler) recordDialResult(ctx context.Context, call *voicev1alpha1.Call, attemptID string, res dialResult) error {
-	first := true
-	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		if !first {
-			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(call), call); err != nil {
-				return err
-			}
-		}
-		first = false
-		idx := -1
-		for i := range call.Status.Attempts {
-			if call.Status.Attempts[i].ID == attemptID {
-				idx = i
-			}
-		}
-		if idx < 0 {
-			return fmt.Errorf("attempt %s vanished from status", attemptID)
-		}
-		a := &call.Status.Attempts[idx]
+	return r.updateAttempt(ctx, call, attemptID, func(a *voicev1alpha1.CallAttempt, last bool) {
 		switch res.kind {
 		case dialPlaced:
 			if a.RequestID == "" {
@@ -247,14 +228,41 @@ func (r *Reconciler) recordDialResult(ctx context.Context, call *voicev1alpha1.C
 		case dialNotSent:
 			// Provably nothing was sent: withdraw the intent so the attempt
 			// count reflects calls that could have rung.
-			if a.State == voicev1alpha1.AttemptIntent && idx == len(call.Status.Attempts)-1 {
-				call.Status.Attempts = call.Status.Attempts[:idx]
+			if a.State == voicev1alpha1.AttemptIntent && last {
+				call.Status.Attempts = call.Status.Attempts[:len(call.Status.Attempts)-1]
 				call.Status.Phase = callstate.LivePhase(&call.Status)
 				if len(call.Status.Attempts) > 0 {
 					call.Status.Phase = voicev1alpha1.CallRetrying
 				}
 			}
 		}
+	})
+}
+
+// updateAttempt applies mutate to one attempt and writes the status at once.
+// It is for facts that must not be lost with a later conflicting write (what
+// the POST returned, that a hangup was sent). A webhook may have updated the
+// Call meanwhile, so on conflict it re-reads and mutates again: mutate must
+// only fill in, never overwrite what a webhook recorded.
+func (r *Reconciler) updateAttempt(ctx context.Context, call *voicev1alpha1.Call, attemptID string, mutate func(a *voicev1alpha1.CallAttempt, last bool)) error {
+	first := true
+	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		if !first {
+			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(call), call); err != nil {
+				return err
+			}
+		}
+		first = false
+		idx := -1
+		for i := range call.Status.Attempts {
+			if call.Status.Attempts[i].ID == attemptID {
+				idx = i
+			}
+		}
+		if idx < 0 {
+			return fmt.Errorf("attempt %s vanished from status", attemptID)
+		}
+		mutate(&call.Status.Attempts[idx], idx == len(call.Status.Attempts)-1)
 		r.summarize(call, nil)
 		return r.Status().Update(ctx, call)
 	})

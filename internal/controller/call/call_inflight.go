@@ -53,6 +53,11 @@ func (r *Reconciler) reconcileInFlight(ctx context.Context, call *voicev1alpha1.
 		if err := r.hangupIfAsked(ctx, call, a, now); err != nil {
 			return ctrl.Result{}, err
 		}
+		// hangupIfAsked may have re-read the Call.
+		a = callstate.Current(&call.Status)
+		if a.State == voicev1alpha1.AttemptEnded {
+			return ctrl.Result{Requeue: true}, nil
+		}
 	}
 	if due := r.cdrLookupDue(call, a); !now.Before(due) {
 		if err := r.lookupCDR(ctx, call, a); err != nil {
@@ -91,9 +96,14 @@ func (r *Reconciler) hangupIfAsked(ctx context.Context, call *voicev1alpha1.Call
 	if err := r.hangup(ctx, call, a); err != nil {
 		return err
 	}
-	a.HangupRequestedTime = metaTime(now)
 	r.event(call, "Normal", "HangupRequested", "attempt %d: hung up because %s", a.Number, why)
-	return nil
+	// Written at once, so a conflicting write later in this pass cannot make
+	// the next pass send it again.
+	return r.updateAttempt(ctx, call, a.ID, func(a *voicev1alpha1.CallAttempt, _ bool) {
+		if a.HangupRequestedTime == nil {
+			a.HangupRequestedTime = metaTime(now)
+		}
+	})
 }
 
 func (r *Reconciler) hangup(ctx context.Context, call *voicev1alpha1.Call, a *voicev1alpha1.CallAttempt) error {

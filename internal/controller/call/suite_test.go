@@ -2,175 +2,54 @@ package call_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
-	"github.com/callfleet/callfleet/internal/account"
-	"github.com/callfleet/callfleet/internal/controller/call"
 	"github.com/callfleet/callfleet/internal/sim"
-	"github.com/callfleet/callfleet/internal/testenv"
-	"github.com/callfleet/callfleet/internal/webhook"
-	"github.com/callfleet/callfleet/pkg/piopiy"
-)
-
-const (
-	appID     = 4242001
-	appSecret = "sim-app-secret"
-	callerID  = "918000000001"
-	// settleTimeout is short so ambiguous creates the sim never placed end
-	// within the test; the sim's redeliveries (5/10/15 min × 0.0005) come
-	// well before it.
-	settleTimeout = 8 * time.Second
+	"github.com/callfleet/callfleet/test/harness"
 )
 
 var (
-	env       *testenv.Env
+	h         *harness.Harness
 	k8s       client.Client
 	piopiySim *sim.Sim
-	simURL    string
-	// streamSink is a WebSocket handler that takes any stream and discards it,
-	// standing in for a bot where the test is about the call, not the audio.
+	// streamSink takes any stream and discards it, standing in for a bot
+	// where the test is about the call, not the audio.
 	streamSink string
-	sinkConns  atomic.Int64
 )
 
+// settleTimeout matches the harness default: ambiguous creates the sim never
+// placed end within the test; the sim's redeliveries come well before it.
+const settleTimeout = 8 * time.Second
+
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctrl.SetLogger(zap.New(zap.WriteTo(io.Discard)))
 	var err error
-	if env, err = testenv.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	k8s = env.Client
-
-	piopiySim, err = sim.New(sim.Config{
-		Apps:            []sim.App{{AppID: appID, Secret: appSecret}},
-		RedeliveryScale: 0.0005,
-		Seed:            7,
-		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	h, err = harness.Start(harness.Options{SettleTimeout: settleTimeout})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		return 1
+		h.Stop()
+		os.Exit(1)
 	}
-	if simURL, err = piopiySim.Start("127.0.0.1:0"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = piopiySim.Close(context.Background()) }()
-
-	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		sinkConns.Add(1)
-		c.SetReadLimit(1 << 20)
-		for {
-			if _, _, err := c.Read(r.Context()); err != nil {
-				return
-			}
-		}
-	}))
-	defer sink.Close()
-	streamSink = "ws" + strings.TrimPrefix(sink.URL, "http") + "/stream"
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 env.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
-		Controller:             config.Controller{SkipNameValidation: ptr(true)},
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	r := &call.Reconciler{
-		Client:        mgr.GetClient(),
-		APIReader:     mgr.GetAPIReader(),
-		Recorder:      mgr.GetEventRecorder("callfleet-call"),
-		Accounts:      &account.Resolver{Reader: mgr.GetAPIReader(), Default: types.NamespacedName{Namespace: "callfleet-system", Name: "piopiy"}},
-		Piopiy:        &call.ClientCache{Options: []piopiy.Option{piopiy.WithRESTBaseURL(simURL), piopiy.WithActionBaseURL(simURL), piopiy.WithLookupRetries(3, 50*time.Millisecond)}},
-		Limiter:       rate.NewLimiter(rate.Inf, 0),
-		TokenKey:      key,
-		SettleTimeout: settleTimeout,
-		CDRGrace:      2 * time.Second,
-		DialTimeout:   2 * time.Second,
-		Workers:       8,
-	}
-	if err := r.SetupWithManager(ctx, mgr); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	token := hex.EncodeToString(key[:8])
-	receiver := httptest.NewServer(&webhook.Receiver{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Token: token, CacheWait: 300 * time.Millisecond})
-	defer receiver.Close()
-	piopiySim.SetWebhookURL(receiver.URL + webhook.PathPrefix + token)
-
-	go func() {
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-	}()
-	if err := createDefaultAccount(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	k8s, piopiySim, streamSink = h.Env.Client, h.Sim, h.StreamSink
+	code := m.Run()
+	h.Stop()
+	os.Exit(code)
 }
 
-func createDefaultAccount(ctx context.Context) error {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "callfleet-system"}}
-	if err := k8s.Create(ctx, ns); err != nil {
-		return err
-	}
-	return k8s.Create(ctx, accountSecret("callfleet-system", "piopiy"))
-}
-
-func accountSecret(ns, name string) *corev1.Secret {
-	return &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		StringData: map[string]string{account.KeyAppID: fmt.Sprint(appID), account.KeySecret: appSecret, account.KeyFrom: callerID},
-	}
-}
-
-func ptr[T any](v T) *T { return &v }
+func accountSecret(ns, name string) *corev1.Secret { return harness.AccountSecret(ns, name) }
 
 // newNamespace makes a namespace for one test.
 func newNamespace(t *testing.T) string {
