@@ -8,13 +8,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
-	"github.com/go-logr/logr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/callfleet/callfleet/internal/gateway"
 )
@@ -28,10 +27,8 @@ func main() {
 
 func run() error {
 	var (
-		o         gateway.RunOptions
-		keyFile   string
-		logLevel  string
-		logFormat string
+		o       gateway.RunOptions
+		keyFile string
 	)
 	fs := flag.CommandLine // ctrl.GetConfig registered --kubeconfig here
 	fs.StringVar(&o.Listen, "listen", ":8443", "address Piopiy dials (WebSocket on every path but /healthz and /readyz)")
@@ -48,14 +45,11 @@ func run() error {
 	fs.DurationVar(&o.ShutdownDrain, "shutdown-drain", 0, "on SIGTERM, wait this long for streams to end before closing them with 1001")
 	fs.StringVar(&o.TLSCertFile, "tls-cert-file", "", "serve wss:// with this certificate (usually TLS ends at the Ingress)")
 	fs.StringVar(&o.TLSKeyFile, "tls-key-file", "", "key of --tls-cert-file")
-	fs.StringVar(&logLevel, "log-level", "info", "info or debug")
-	fs.StringVar(&logFormat, "log-format", "json", "json or text")
+	zapOpts := zap.Options{Development: false}
+	zapOpts.BindFlags(fs)
 	flag.Parse()
 
-	log, err := newLogger(logLevel, logFormat)
-	if err != nil {
-		return err
-	}
+	log := zap.New(zap.UseFlagOptions(&zapOpts))
 	ctrl.SetLogger(log)
 	o.Logger = log.WithName("stream-gateway")
 
@@ -65,6 +59,7 @@ func run() error {
 	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
 		return fmt.Errorf("--tls-cert-file and --tls-key-file go together")
 	}
+	var err error
 	if o.TokenKey, err = gateway.LoadTokenKey(keyFile); err != nil {
 		return err
 	}
@@ -83,26 +78,4 @@ func podName() string {
 	}
 	n, _ := os.Hostname()
 	return n
-}
-
-func newLogger(level, format string) (logr.Logger, error) {
-	opts := &slog.HandlerOptions{}
-	switch level {
-	case "info":
-	case "debug":
-		// logr's V(1) maps to slog level -1.
-		opts.Level = slog.Level(-1)
-	default:
-		return logr.Logger{}, fmt.Errorf("--log-level %q: want info or debug", level)
-	}
-	var h slog.Handler
-	switch format {
-	case "json":
-		h = slog.NewJSONHandler(os.Stderr, opts)
-	case "text":
-		h = slog.NewTextHandler(os.Stderr, opts)
-	default:
-		return logr.Logger{}, fmt.Errorf("--log-format %q: want json or text", format)
-	}
-	return logr.FromSlogHandler(h), nil
 }

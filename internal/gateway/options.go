@@ -117,25 +117,24 @@ func (o *Options) defaults() error {
 }
 
 // LoadTokenKey reads the stream token key from file, or from the
-// CALLFLEET_STREAM_TOKEN_KEY environment variable when file is empty.
-// Surrounding whitespace is trimmed, so a key written with a trailing newline
-// (echo, kubectl create secret --from-file) verifies tokens signed with the
-// same key without it; the signer must trim the same way.
+// CALLFLEET_STREAM_TOKEN_KEY environment variable when file is empty, the
+// same way the manager reads the signing key: a file's surrounding
+// whitespace is trimmed (a key written by echo or kubectl keeps a trailing
+// newline), the variable is taken as is.
 func LoadTokenKey(file string) ([]byte, error) {
-	var raw string
+	var key []byte
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			return nil, fmt.Errorf("reading token key: %w", err)
 		}
-		raw = string(b)
+		key = []byte(strings.TrimSpace(string(b)))
 	} else {
-		raw = os.Getenv(TokenKeyEnv)
-		if raw == "" {
+		key = []byte(os.Getenv(TokenKeyEnv))
+		if len(key) == 0 {
 			return nil, fmt.Errorf("no stream token key: set --token-key-file or %s", TokenKeyEnv)
 		}
 	}
-	key := []byte(strings.TrimSpace(raw))
 	if len(key) < streamtoken.MinKeyLen {
 		return nil, fmt.Errorf("stream token key is %d bytes, want at least %d", len(key), streamtoken.MinKeyLen)
 	}
