@@ -60,7 +60,7 @@ func TestManagerRBACMatchesControllerGen(t *testing.T) {
 	copyBytes, _ := os.ReadFile(filepath.Join(root, chartDir, "files", "manager-role.yaml"))
 	roleBytes, _ := os.ReadFile(filepath.Join(root, "config", "rbac", "role.yaml"))
 	if string(copyBytes) != string(roleBytes) {
-		t.Errorf("%s/files/manager-role.yaml differs from config/rbac/role.yaml: run\n\tcp config/rbac/role.yaml %s/files/manager-role.yaml", chartDir, chartDir)
+		t.Errorf("%s/files/manager-role.yaml differs from config/rbac/role.yaml: run make manifests (or hack/sync-chart-crds.sh)", chartDir)
 	}
 
 	for _, v := range variants(t) {

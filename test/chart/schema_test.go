@@ -14,8 +14,8 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 	tests := []struct {
 		name string
 		args []string // helm template flags
-		file string    // a values file's content, passed with -f
-		want []string  // substrings of the error
+		file string   // a values file's content, passed with -f
+		want []string // substrings of the error
 	}{
 		{name: "replicaCount is not a number", args: []string{"--set-string", "replicaCount=two"},
 			want: []string{"at '/replicaCount'", "got string, want integer"}},
