@@ -71,7 +71,7 @@ func (g *Gateway) startMessage(call *voicev1alpha1.Call, attempt int32) StartMes
 		m.Variables = map[string]string{}
 	}
 	if m.ListenMode == "" {
-		m.ListenMode = string(voicev1alpha1.ListenCallee)
+		m.ListenMode = string(voicev1alpha1.ListenCaller) // the CRD default
 	}
 	for _, a := range call.Status.Attempts {
 		if a.Number == attempt {
