@@ -277,8 +277,9 @@ func botContainer(ep *voicev1alpha1.StreamEndpoint) corev1.Container {
 // same name replaces callfleet's.
 func botEnv(ep *voicev1alpha1.StreamEndpoint) []corev1.EnvVar {
 	listenMode := ep.Spec.Audio.ListenMode
+	// The CRD default, for objects stored before it.
 	if listenMode == "" {
-		listenMode = voicev1alpha1.ListenCallee
+		listenMode = voicev1alpha1.ListenCaller
 	}
 	ours := []corev1.EnvVar{
 		{Name: "CALLFLEET_SAMPLE_RATE", Value: strconv.Itoa(int(orDefault(ep.Spec.Audio.SampleRate, defaultSampleRate)))},
