@@ -1,0 +1,62 @@
+package gateway
+
+import (
+	"testing"
+	"time"
+)
+
+// The stream patch names every field the gateway owns, null when unset, so
+// what an earlier socket left is cleared.
+func TestStreamReportPatch(t *testing.T) {
+	conn := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	disc := conn.Add(90 * time.Second)
+	for _, tc := range []struct {
+		name string
+		r    streamReport
+		want string
+	}{
+		{
+			"connected",
+			streamReport{State: "Connected", Pod: "gw-0", Connected: conn},
+			`{"status":{"stream":{"state":"Connected","pod":"gw-0","connectedTime":"2026-05-01T12:00:00Z","disconnectedTime":null,"closeCode":null,"reason":null,"monitoring":null,"announcementsPlayed":null,"hangupSent":null}}}`,
+		},
+		{
+			"closed after a hangup",
+			streamReport{State: "Disconnected", Pod: "gw-0", Connected: conn, Disconnected: &disc, CloseCode: 1000, Reason: "call ended", Announcements: []string{"a", "b"}, HangupSent: true},
+			`{"status":{"stream":{"state":"Disconnected","pod":"gw-0","connectedTime":"2026-05-01T12:00:00Z","disconnectedTime":"2026-05-01T12:01:30Z","closeCode":1000,"reason":"call ended","monitoring":null,"announcementsPlayed":["a","b"],"hangupSent":true}}}`,
+		},
+		{
+			"monitoring",
+			streamReport{State: "Connected", Connected: conn, Monitoring: true, Reason: "kept"},
+			`{"status":{"stream":{"state":"Connected","pod":null,"connectedTime":"2026-05-01T12:00:00Z","disconnectedTime":null,"closeCode":null,"reason":"kept","monitoring":true,"announcementsPlayed":null,"hangupSent":null}}}`,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := tc.r.patch()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(b) != tc.want {
+				t.Errorf("patch\n got %s\nwant %s", b, tc.want)
+			}
+		})
+	}
+}
+
+func TestStreamReportEqual(t *testing.T) {
+	now := time.Now()
+	a := streamReport{State: "Connected", Connected: now, Announcements: []string{"x"}}
+	b := a.clone()
+	if !a.equal(b) {
+		t.Fatal("clone differs")
+	}
+	b.Announcements = append(b.Announcements, "y")
+	if a.equal(b) {
+		t.Fatal("announcements ignored")
+	}
+	c := a.clone()
+	c.Disconnected = &now
+	if a.equal(c) || c.equal(a) {
+		t.Fatal("disconnected ignored")
+	}
+}
