@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/coder/websocket"
 	"k8s.io/apimachinery/pkg/types"
@@ -49,6 +50,9 @@ func newControlState(call *voicev1alpha1.Call) controlState {
 }
 
 func (c *controlState) playedList() []string { return append([]string(nil), c.order...) }
+
+// stopGrace is how long Piopiy has to close the socket after a stop.
+const stopGrace = 5 * time.Second
 
 // Pre-built control frames: sending one is then just a write.
 var (
@@ -171,6 +175,11 @@ func (s *session) stopLocked(ctx context.Context, reason string) error {
 		return err
 	}
 	s.stopSent.Store(true)
+	// Piopiy closes the socket after a stop; if it does not, the gateway
+	// does, rather than holding a socket nobody uses until the call ends.
+	time.AfterFunc(stopGrace, func() {
+		s.finish(endCause{by: endedByPlatform, code: websocket.StatusNormalClosure, reason: reason, closePlatform: true})
+	})
 	s.ctl.state = voicev1alpha1.StreamStopped
 	s.rep.State = voicev1alpha1.StreamPhaseStopped
 	s.rep.Reason = reason

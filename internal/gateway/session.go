@@ -134,6 +134,12 @@ func (s *session) run(ctx context.Context, call *voicev1alpha1.Call) {
 
 	// Control that was already asked for (paused, announcements, ...) is
 	// applied at once; the connect report goes out with it in one patch.
+	// The Call is read again: a change made after the socket was checked but
+	// before the session was registered triggered no reconcile for it.
+	fresh := &voicev1alpha1.Call{}
+	if err := s.g.client.Get(ctx, s.key.NamespacedName, fresh); err == nil {
+		call = fresh
+	}
 	if !s.ended() {
 		if err := s.apply(ctx, call); err != nil {
 			s.log.Error(err, "applying call control on connect")
