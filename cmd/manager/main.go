@@ -13,6 +13,12 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -39,6 +45,7 @@ type options struct {
 	settleTimeout, cdrGrace             time.Duration
 	watchNamespaces                     string
 	callWorkers                         int
+	gatewayImage                        string
 }
 
 func main() {
@@ -58,6 +65,7 @@ func main() {
 	flag.DurationVar(&o.settleTimeout, "settle-timeout", call.DefaultSettleTimeout, "How long an ambiguous create waits for Piopiy to show the call before it is ended as Failed (never redialled).")
 	flag.DurationVar(&o.cdrGrace, "cdr-grace", call.DefaultCDRGrace, "How long after a hangup to wait for the CDR webhook before looking it up.")
 	flag.StringVar(&o.watchNamespaces, "namespaces", "", "Comma-separated namespaces to watch (default: all). Shard managers by namespace with this.")
+	flag.StringVar(&o.gatewayImage, "gateway-image", "ghcr.io/callfleet/stream-gateway:v0.1.0", "Stream gateway image for StreamEndpoints that do not set spec.gateway.image.")
 	flag.IntVar(&o.callWorkers, "call-workers", 16, "Calls reconciled in parallel.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -89,9 +97,16 @@ func run(ctx context.Context, o options) error {
 		defaultAccount = types.NamespacedName{Namespace: ns, Name: name}
 	}
 
+	// The StreamEndpoint controller watches the kinds it makes; cache only
+	// those it made, not every Deployment in the cluster.
+	ours := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": "callfleet"})}
 	cacheOpts := cache.Options{
 		// Status-heavy objects: managedFields would double the cache's memory.
 		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&appsv1.Deployment{}: ours, &corev1.Service{}: ours, &corev1.ServiceAccount{}: ours,
+			&networkingv1.Ingress{}: ours, &rbacv1.Role{}: ours, &rbacv1.RoleBinding{}: ours,
+		},
 	}
 	if o.watchNamespaces != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
@@ -131,7 +146,7 @@ func run(ctx context.Context, o options) error {
 	if err := calls.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up Call controller: %w", err)
 	}
-	if err := setupOtherControllers(ctx, mgr); err != nil {
+	if err := setupOtherControllers(ctx, mgr, o); err != nil {
 		return err
 	}
 

@@ -31,10 +31,6 @@ import (
 // Finalizer lets the controller hang up a live call when its Call is deleted.
 const Finalizer = "voice.callfleet.dev/hangup"
 
-// IndexEndpoint indexes Calls by the StreamEndpoint they stream to, so an
-// endpoint turning Ready wakes exactly the Calls waiting for it.
-const IndexEndpoint = "call.spec.streamEndpointRef.name"
-
 // Reconciler reconciles Calls.
 type Reconciler struct {
 	client.Client
@@ -242,7 +238,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if r.Limiter == nil {
 		r.Limiter = rate.NewLimiter(rate.Inf, 0)
 	}
-	if err := RegisterIndexes(ctx, mgr); err != nil {
+	if err := callstate.RegisterIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
@@ -255,31 +251,10 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Complete(r)
 }
 
-// RegisterIndexes adds the Call field indexes the controller and the webhook
-// receiver use.
-func RegisterIndexes(ctx context.Context, mgr ctrl.Manager) error {
-	idx := mgr.GetFieldIndexer()
-	byCall := func(f func(*voicev1alpha1.Call) []string) client.IndexerFunc {
-		return func(o client.Object) []string { return f(o.(*voicev1alpha1.Call)) }
-	}
-	if err := idx.IndexField(ctx, &voicev1alpha1.Call{}, callstate.IndexRequestID, byCall(callstate.RequestIDs)); err != nil {
-		return err
-	}
-	if err := idx.IndexField(ctx, &voicev1alpha1.Call{}, callstate.IndexAttemptID, byCall(callstate.AttemptIDs)); err != nil {
-		return err
-	}
-	return idx.IndexField(ctx, &voicev1alpha1.Call{}, IndexEndpoint, byCall(func(c *voicev1alpha1.Call) []string {
-		if c.Spec.StreamEndpointRef == nil {
-			return nil
-		}
-		return []string{c.Spec.StreamEndpointRef.Name}
-	}))
-}
-
 // callsWaitingFor maps a StreamEndpoint to the Calls that have not dialed yet.
 func (r *Reconciler) callsWaitingFor(ctx context.Context, o client.Object) []reconcile.Request {
 	var calls voicev1alpha1.CallList
-	if err := r.List(ctx, &calls, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexEndpoint: o.GetName()}); err != nil {
+	if err := r.List(ctx, &calls, client.InNamespace(o.GetNamespace()), client.MatchingFields{callstate.IndexEndpoint: o.GetName()}); err != nil {
 		log.FromContext(ctx).Error(err, "Listing Calls of endpoint", "streamEndpoint", klog.KObj(o))
 		return nil
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/callfleet/callfleet/internal/callstate"
+
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -14,18 +16,8 @@ import (
 )
 
 // IndexCallByEndpoint is the field index on Calls by the name of the
-// StreamEndpoint they stream to. SetupWithManager registers it on the
-// manager's cache; other controllers sharing the manager may list with it
-// (client.MatchingFields{IndexCallByEndpoint: name}) but must not register it
-// again.
-const IndexCallByEndpoint = "spec.streamEndpointRef.name"
-
-func indexCallByEndpoint(obj client.Object) []string {
-	if name := endpointName(obj); name != "" {
-		return []string{name}
-	}
-	return nil
-}
+// StreamEndpoint they stream to, registered by callstate.RegisterIndexes.
+const IndexCallByEndpoint = callstate.IndexEndpoint
 
 func endpointName(obj client.Object) string {
 	call, ok := obj.(*voicev1alpha1.Call)

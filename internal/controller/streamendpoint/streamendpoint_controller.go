@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/callfleet/callfleet/internal/callstate"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -411,8 +413,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Recorder == nil {
 		r.Recorder = mgr.GetEventRecorder(ControllerName)
 	}
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &voicev1alpha1.Call{}, IndexCallByEndpoint, indexCallByEndpoint); err != nil {
-		return fmt.Errorf("indexing Calls by %s: %w", IndexCallByEndpoint, err)
+	if err := callstate.RegisterIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
