@@ -53,6 +53,8 @@ type Options struct {
 	SettleTimeout time.Duration
 	// RedeliveryScale of the sim's webhook retries (default 0.0005).
 	RedeliveryScale float64
+	// DialTimeout bounds one make-call request (default 2s).
+	DialTimeout time.Duration
 	// Setup registers more controllers on the manager.
 	Setup func(context.Context, ctrl.Manager) error
 }
@@ -79,6 +81,9 @@ func Start(opts Options) (h *Harness, err error) {
 	}
 	if opts.SettleTimeout == 0 {
 		opts.SettleTimeout = 8 * time.Second
+	}
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = 2 * time.Second
 	}
 	if opts.RedeliveryScale == 0 {
 		opts.RedeliveryScale = 0.0005
@@ -148,7 +153,7 @@ func Start(opts Options) (h *Harness, err error) {
 		TokenKey:      h.TokenKey,
 		SettleTimeout: opts.SettleTimeout,
 		CDRGrace:      2 * time.Second,
-		DialTimeout:   2 * time.Second,
+		DialTimeout:   opts.DialTimeout,
 		Workers:       opts.Workers,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
