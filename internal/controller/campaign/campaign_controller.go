@@ -112,9 +112,9 @@ type scope struct {
 	// created Calls this pass (made or found made).
 	created int
 	// skipped, succeeded and failed this pass, for metrics once written.
-	skipped             map[string]int
-	succeeded, failed   int
-	requeue             time.Duration
+	skipped           map[string]int
+	succeeded, failed int
+	requeue           time.Duration
 }
 
 type windowState struct {
@@ -287,9 +287,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, c *voicev1alpha1.Campa
 	for i := range calls {
 		call := &calls[i]
 		if controllerutil.ContainsFinalizer(call, CountFinalizer) {
-			upd := call.DeepCopy()
-			controllerutil.RemoveFinalizer(upd, CountFinalizer)
-			if err := r.Patch(ctx, upd, client.MergeFromWithOptions(call, client.MergeFromWithOptimisticLock{})); client.IgnoreNotFound(err) != nil {
+			if err := r.patchFinalizer(ctx, call, nil); client.IgnoreNotFound(err) != nil {
 				errs = append(errs, err)
 			}
 		}

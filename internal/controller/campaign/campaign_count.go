@@ -2,11 +2,16 @@ package campaign
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -28,8 +33,8 @@ import (
 //     index to countedCalls. It is an Update with the resourceVersion read,
 //     so a reconcile working from a stale cache fails here instead of
 //     counting twice.
-//  2. Release: one patch on the Call (optimistic lock) removes
-//     CountFinalizer and adds AnnotationCounted. A crash before it leaves
+//  2. Release: one JSON patch on the Call removes CountFinalizer and adds
+//     AnnotationCounted. A crash before it leaves
 //     the index in countedCalls: counted, released next time.
 //  3. Prune: the next status write drops indexes whose Call is annotated or
 //     gone. A Call can only be gone after step 2 (the finalizer holds it),
@@ -130,6 +135,8 @@ func (r *Reconciler) countFinished(s *scope) {
 
 // releaseCounted removes CountFinalizer from the Calls whose count is
 // stored (step 2). It runs after the status write, from what was written.
+// A patch that loses a race is not an error: the index stays in
+// countedCalls and the next reconcile releases it.
 func (r *Reconciler) releaseCounted(ctx context.Context, s *scope) error {
 	if !s.listed {
 		return nil
@@ -141,19 +148,46 @@ func (r *Reconciler) releaseCounted(ctx context.Context, s *scope) error {
 			continue
 		}
 		_, outcome := finished(call)
-		upd := call.DeepCopy()
-		controllerutil.RemoveFinalizer(upd, CountFinalizer)
-		if upd.Annotations == nil {
-			upd.Annotations = map[string]string{}
-		}
-		upd.Annotations[AnnotationCounted] = countedValue(successful(s.c, outcome))
-		// Optimistic lock: finalizers are a list a merge patch replaces
-		// whole, and the Call controller owns another entry.
-		if err := r.Patch(ctx, upd, client.MergeFromWithOptions(call, client.MergeFromWithOptimisticLock{})); client.IgnoreNotFound(err) != nil {
+		err := r.patchFinalizer(ctx, call, map[string]string{AnnotationCounted: countedValue(successful(s.c, outcome))})
+		switch {
+		case err == nil || apierrors.IsNotFound(err):
+		case apierrors.IsConflict(err) || apierrors.IsInvalid(err):
+			s.requeueIn(time.Second)
+		default:
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// patchFinalizer removes CountFinalizer from a Call and adds annotations, in
+// one JSON patch that tests the finalizer is still where the cache saw it.
+// Unlike a merge patch with a resourceVersion, it does not fail each time
+// the Call controller has written status meanwhile, and unlike a plain
+// merge patch it cannot drop the Call controller's own finalizer.
+func (r *Reconciler) patchFinalizer(ctx context.Context, call *voicev1alpha1.Call, annotations map[string]string) error {
+	var ops []map[string]any
+	if i := slices.Index(call.Finalizers, CountFinalizer); i >= 0 {
+		path := fmt.Sprintf("/metadata/finalizers/%d", i)
+		ops = append(ops,
+			map[string]any{"op": "test", "path": path, "value": CountFinalizer},
+			map[string]any{"op": "remove", "path": path})
+	}
+	for k, v := range annotations {
+		if call.Annotations == nil {
+			ops = append(ops, map[string]any{"op": "add", "path": "/metadata/annotations", "value": map[string]string{}})
+		}
+		ops = append(ops, map[string]any{"op": "add", "path": "/metadata/annotations/" + strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1"), "value": v})
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	body, err := json.Marshal(ops)
+	if err != nil {
+		return err
+	}
+	// The reply is decoded into the object: never into an informer's.
+	return r.Patch(ctx, call.DeepCopy(), client.RawPatch(types.JSONPatchType, body))
 }
 
 // expireFinished deletes counted Calls ttlSecondsAfterFinished after they

@@ -129,7 +129,7 @@ func (s schedule) nextOpen(now time.Time, loc *time.Location) (time.Time, bool) 
 		}
 	}
 	// Zone transitions: the wall clock jumps, possibly into a window.
-	for t := now; ; {
+	for t := now.In(loc); ; {
 		_, end := t.ZoneBounds()
 		if end.IsZero() || end.Sub(now) > horizon || !end.After(t) {
 			break
