@@ -88,6 +88,12 @@ type AgentReservation struct {
 	Call string `json:"call"`
 	// since is when the agent was reserved.
 	Since metav1.Time `json:"since"`
+	// callResourceVersion is the Call's resourceVersion the reservation was
+	// made against. The Call is then bound to the agent by a status write
+	// conditional on that version, so once the Call has changed a
+	// reservation it does not show can never bind and is released.
+	// +optional
+	CallResourceVersion string `json:"callResourceVersion,omitempty"`
 }
 
 // AgentStatus is the live state of one agent.
