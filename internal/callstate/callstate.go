@@ -173,6 +173,15 @@ func ApplyCDR(call *voicev1alpha1.Call, cdr *piopiy.CDR, settledBy string) Resul
 	c := &changes{}
 	c.settlePlaced(a, cdr.RequestID, timeOrNil(cdr.StartTime))
 	if cdr.Leg == piopiy.LegB {
+		if a == Current(st) && cdr.Status == piopiy.CDRMissed {
+			// The agent's leg ended unanswered: the same as its hangup
+			// event while ringing, for when that event was lost.
+			end := timeOrNil(cdr.EndTime)
+			if end == nil {
+				end = timeOrNil(cdr.Time)
+			}
+			agentMissed(call.Status.Handoff, cdr.To.String(), end, c)
+		}
 		return c.result()
 	}
 	c.setString(&a.CMIUUID, cdr.CMIUUID)
@@ -223,9 +232,16 @@ func outcomeOf(call *voicev1alpha1.Call, a *voicev1alpha1.CallAttempt, cdr *piop
 	return voicev1alpha1.OutcomeRejected, "the callee declined the call"
 }
 
+// applyAgentLeg follows the handoff's leg b: the agent's phone answered
+// (out_bridged) makes the handoff Bridged; its hangup ends a bridged handoff,
+// or, while still ringing, means the agent did not answer.
+//
+// Only events for the number currently assigned, and no older than the
+// assignment, count: a late or repeated event of an agent tried earlier must
+// not move a later assignment.
 func applyAgentLeg(call *voicev1alpha1.Call, ev *piopiy.Event, at *metav1.Time, c *changes) {
 	h := call.Status.Handoff
-	if h == nil || h.Number == "" || ev.To.String() != h.Number {
+	if h == nil || h.Number == "" || ev.To.String() != h.Number || beforeAssignment(h, at) {
 		return
 	}
 	switch ev.Status {
@@ -234,15 +250,50 @@ func applyAgentLeg(call *voicev1alpha1.Call, ev *piopiy.Event, at *metav1.Time, 
 			h.Phase = voicev1alpha1.HandoffBridged
 			c.changed = true
 		}
-		c.earliest(&h.BridgedTime, at)
+		if h.Phase == voicev1alpha1.HandoffBridged {
+			c.earliest(&h.BridgedTime, at)
+		}
 		advancePhase(&call.Status, c)
 	case piopiy.StatusHangup:
-		if h.Phase == voicev1alpha1.HandoffBridged {
+		switch h.Phase {
+		case voicev1alpha1.HandoffBridged:
 			h.Phase = voicev1alpha1.HandoffEnded
 			c.changed = true
 			c.earliest(&h.EndedTime, at)
+		case voicev1alpha1.HandoffRinging:
+			agentMissed(h, ev.To.String(), at, c)
 		}
 	}
+}
+
+// MaxTriedAgents bounds status.handoff.triedAgents; the oldest entries go
+// first.
+const MaxTriedAgents = 32
+
+// agentMissed records that the ringing agent's leg ended without an answer
+// (no answer, busy or rejected): the agent joins triedAgents and the handoff
+// goes back to Requested, without an agent, for the AgentPool's handoff
+// controller to ring the next one and release this one.
+func agentMissed(h *voicev1alpha1.CallHandoffStatus, number string, at *metav1.Time, c *changes) {
+	if h == nil || h.Phase != voicev1alpha1.HandoffRinging || h.Number == "" || number != h.Number || beforeAssignment(h, at) {
+		return
+	}
+	if h.Agent != "" {
+		h.TriedAgents = append(h.TriedAgents, h.Agent)
+		if n := len(h.TriedAgents); n > MaxTriedAgents {
+			h.TriedAgents = append([]string(nil), h.TriedAgents[n-MaxTriedAgents:]...)
+		}
+	}
+	h.Phase = voicev1alpha1.HandoffRequested
+	h.Agent, h.Number = "", ""
+	h.AgentAssignedTime, h.BridgeSentTime, h.BridgedTime = nil, nil, nil
+	c.changed = true
+}
+
+// beforeAssignment reports whether a leg-b event happened before the current
+// agent was assigned (agentAssignedTime has one-second resolution).
+func beforeAssignment(h *voicev1alpha1.CallHandoffStatus, at *metav1.Time) bool {
+	return at != nil && h.AgentAssignedTime != nil && at.Time.Before(h.AgentAssignedTime.Time.Truncate(time.Second))
 }
 
 var handoffRank = map[voicev1alpha1.HandoffPhase]int{

@@ -153,3 +153,89 @@ func TestStreamEventsOnlyFillGaps(t *testing.T) {
 		t.Fatalf("disconnect not recorded: %+v", s)
 	}
 }
+
+func ringing(c *voicev1alpha1.Call, agent, number string, assignedAt time.Duration) {
+	at := metav1.NewTime(t0.Add(assignedAt))
+	c.Status.Phase = voicev1alpha1.CallInProgress
+	c.Status.Attempts[0].AnswerTime = &at
+	c.Status.Handoff = &voicev1alpha1.CallHandoffStatus{
+		Phase: voicev1alpha1.HandoffRinging, Agent: agent, Number: number, Source: "Bot",
+		AgentAssignedTime: &at, BridgeSentTime: &at,
+	}
+}
+
+func legB(status piopiy.EventStatus, number string, at time.Duration) *piopiy.Webhook {
+	wh := event(status, at)
+	wh.Event.Leg = piopiy.LegB
+	wh.Event.CMIUUID = "leg-b"
+	wh.Event.To = piopiy.Number(number)
+	return wh
+}
+
+func TestAgentLegBridgesAndEnds(t *testing.T) {
+	c := newCall()
+	ringing(c, "asha", "919000000001", 10*time.Second)
+	if got := Apply(c, legB(piopiy.StatusOutBridged, "919000000001", 12*time.Second)); got != Applied {
+		t.Fatalf("out_bridged: %s", got)
+	}
+	h := c.Status.Handoff
+	if h.Phase != voicev1alpha1.HandoffBridged || h.BridgedTime == nil || c.Status.Phase != voicev1alpha1.CallHandedOff {
+		t.Fatalf("not bridged: %+v, call %s", h, c.Status.Phase)
+	}
+	if got := Apply(c, legB(piopiy.StatusOutBridged, "919000000001", 12*time.Second)); got != Duplicate {
+		t.Fatalf("repeated out_bridged: %s", got)
+	}
+	Apply(c, legB(piopiy.StatusHangup, "919000000001", 40*time.Second))
+	if h.Phase != voicev1alpha1.HandoffEnded || h.EndedTime == nil || len(h.TriedAgents) != 0 {
+		t.Fatalf("not ended: %+v", h)
+	}
+}
+
+func TestAgentLegEndingWhileRingingIsANoAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wh   func() *piopiy.Webhook
+	}{
+		{"hangup event", func() *piopiy.Webhook { return legB(piopiy.StatusHangup, "919000000001", 30*time.Second) }},
+		{"missed CDR", func() *piopiy.Webhook {
+			wh := cdr(piopiy.CDRMissed, 10*time.Second, 0, 30*time.Second)
+			wh.CDR.Leg, wh.CDR.CMIUUID, wh.CDR.To = piopiy.LegB, "leg-b", piopiy.Number("919000000001")
+			return wh
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCall()
+			ringing(c, "asha", "919000000001", 10*time.Second)
+			if got := Apply(c, tc.wh()); got != Applied {
+				t.Fatalf("result %s", got)
+			}
+			h := c.Status.Handoff
+			if h.Phase != voicev1alpha1.HandoffRequested || h.Agent != "" || h.Number != "" || h.AgentAssignedTime != nil ||
+				h.BridgeSentTime != nil || len(h.TriedAgents) != 1 || h.TriedAgents[0] != "asha" || h.Source != "Bot" {
+				t.Fatalf("handoff after the agent's miss: %+v", h)
+			}
+			if c.Status.Phase != voicev1alpha1.CallInProgress {
+				t.Fatalf("call phase %s", c.Status.Phase)
+			}
+			// Repeats find no agent ringing: nothing more changes.
+			if got := Apply(c, tc.wh()); got != Duplicate {
+				t.Fatalf("repeat: %s", got)
+			}
+		})
+	}
+}
+
+func TestAgentLegEventsOfAnEarlierAssignmentAreIgnored(t *testing.T) {
+	c := newCall()
+	ringing(c, "asha", "919000000001", 60*time.Second)
+	for _, wh := range []*piopiy.Webhook{
+		legB(piopiy.StatusHangup, "919000000001", 30*time.Second),     // before this assignment
+		legB(piopiy.StatusOutBridged, "919000000001", 20*time.Second), // idem
+		legB(piopiy.StatusHangup, "919000000002", 70*time.Second),     // another agent's leg
+	} {
+		Apply(c, wh)
+	}
+	if h := c.Status.Handoff; h.Phase != voicev1alpha1.HandoffRinging || h.Agent != "asha" || len(h.TriedAgents) != 0 {
+		t.Fatalf("stale leg-b events moved the handoff: %+v", h)
+	}
+}
