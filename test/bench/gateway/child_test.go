@@ -93,6 +93,16 @@ func TestGatewayChild(t *testing.T) {
 		}
 		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
 	}
+	if p := os.Getenv("CALLFLEET_GWBENCH_MEMPROFILE"); p != "" {
+		// Allocations over the whole run: go tool pprof -sample_index=alloc_space.
+		defer func() {
+			f, err := os.Create(p)
+			if err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				_ = f.Close()
+			}
+		}()
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
