@@ -286,6 +286,10 @@ type CallAttempt struct {
 	ID string `json:"id"`
 	// state of the attempt in the at-most-once protocol.
 	State AttemptState `json:"state"`
+	// from is the caller id the attempt was placed from (spec.from or the
+	// account's default); the gateway bridges handoffs from it.
+	// +optional
+	From string `json:"from,omitempty"`
 	// requestID is Piopiy's request id for the call.
 	// +optional
 	RequestID string `json:"requestID,omitempty"`

@@ -81,8 +81,12 @@ func (g *Gateway) startMessage(call *voicev1alpha1.Call, attempt int32) StartMes
 	return m
 }
 
-// callerID is the Piopiy number the call was placed from.
+// callerID is the Piopiy number the call was placed from: what the Call
+// controller recorded on the attempt, else spec.from, else --default-from.
 func (g *Gateway) callerID(call *voicev1alpha1.Call) string {
+	if n := len(call.Status.Attempts); n > 0 && call.Status.Attempts[n-1].From != "" {
+		return call.Status.Attempts[n-1].From
+	}
 	if call.Spec.From != "" {
 		return call.Spec.From
 	}

@@ -80,6 +80,7 @@ func (r *Reconciler) dial(ctx context.Context, call *voicev1alpha1.Call) (ctrl.R
 		Number:     n,
 		ID:         callstate.AttemptID(call, n),
 		State:      voicev1alpha1.AttemptIntent,
+		From:       from,
 		IntentTime: metav1.NewTime(r.Now()),
 	}
 	call.Status.Attempts = append(call.Status.Attempts, attempt)
