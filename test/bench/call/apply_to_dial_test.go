@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"runtime"
@@ -34,6 +35,12 @@ import (
 var h *harness.Harness
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
+		// No benchmark asked for: `go test ./...` should not pay for a
+		// control plane it will not use.
+		os.Exit(m.Run())
+	}
 	var err error
 	if h, err = harness.Start(harness.Options{Workers: 16, DialTimeout: 15 * time.Second}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
