@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -25,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+	"github.com/callfleet/callfleet/internal/scheme"
 )
 
 // RunOptions configure Run: the gateway's Options plus the process around it.
@@ -47,18 +46,6 @@ type RunOptions struct {
 	Started func(addr net.Addr)
 }
 
-// Scheme returns the scheme the gateway's client needs.
-func Scheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := voicev1alpha1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
-}
-
 // Run serves the gateway until ctx ends (SIGTERM in the binary), then shuts
 // down in order: readyz fails, streams close with 1001 and report their
 // status while the Kubernetes client still works, then the listener and the
@@ -77,7 +64,7 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 		o.Logger = ctrl.Log.WithName("stream-gateway")
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme: Scheme(),
+		Scheme: scheme.New(),
 		Logger: o.Logger,
 		Cache: cache.Options{
 			// Namespaced: the gateway's Role grants nothing cluster-wide.

@@ -107,15 +107,8 @@ func (r *Reconciler) hangupIfAsked(ctx context.Context, call *voicev1alpha1.Call
 }
 
 func (r *Reconciler) hangup(ctx context.Context, call *voicev1alpha1.Call, a *voicev1alpha1.CallAttempt) error {
-	acct, err := r.Accounts.Resolve(ctx, call)
+	api, err := r.apiFor(ctx, call)
 	if err != nil {
-		return err
-	}
-	api, err := r.Piopiy.For(acct.Credentials)
-	if err != nil {
-		return err
-	}
-	if err := r.Limiter.Wait(ctx); err != nil {
 		return err
 	}
 	err = api.CallAction(ctx, a.CMIUUID, piopiy.ActionHangup)
@@ -141,15 +134,8 @@ func (r *Reconciler) cdrLookupDue(call *voicev1alpha1.Call, a *voicev1alpha1.Cal
 
 // lookupCDR settles the attempt from Piopiy's request-id CDR lookup.
 func (r *Reconciler) lookupCDR(ctx context.Context, call *voicev1alpha1.Call, a *voicev1alpha1.CallAttempt) error {
-	acct, err := r.Accounts.Resolve(ctx, call)
+	api, err := r.apiFor(ctx, call)
 	if err != nil {
-		return err
-	}
-	api, err := r.Piopiy.For(acct.Credentials)
-	if err != nil {
-		return err
-	}
-	if err := r.Limiter.Wait(ctx); err != nil {
 		return err
 	}
 	cdrs, err := api.CDRsByRequestID(ctx, a.RequestID)
@@ -255,4 +241,21 @@ func rank(p voicev1alpha1.CallPhase) int {
 		return 9
 	}
 	return 0
+}
+
+// apiFor returns the Piopiy client of the Call's account once the shared
+// rate limit lets a request through.
+func (r *Reconciler) apiFor(ctx context.Context, call *voicev1alpha1.Call) (PiopiyAPI, error) {
+	acct, err := r.Accounts.Resolve(ctx, call)
+	if err != nil {
+		return nil, err
+	}
+	api, err := r.Piopiy.For(acct.Credentials)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Limiter.Wait(ctx); err != nil {
+		return nil, err
+	}
+	return api, nil
 }
