@@ -1,0 +1,10 @@
+package main
+
+import "syscall"
+
+// sysProcAttr puts a child in its own process group, so a Ctrl-C at the
+// terminal reaches only the demo, which then stops the children in reverse
+// order; and has the kernel send it SIGTERM should the demo die first.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+}
