@@ -79,6 +79,13 @@ kube-bins: ## Build kube-apiserver, etcd, kubectl and helm (cached by version).
 
 ##@ Demo
 
+# Flags for hack/demo, e.g. make demo DEMO_ARGS="--smoke --timeout 4m" (see docs/demo.md).
+DEMO_ARGS ?=
+
 .PHONY: demo
 demo: kube-bins build ## Run the whole system locally: control plane, sim, manager, gateway, bot, samples.
-	hack/demo.sh
+	hack/demo.sh --build=false $(DEMO_ARGS)
+
+.PHONY: demo-kind
+demo-kind: kube-bins ## The demo in a kind cluster: images, kind, helm install, piopiy-sim, samples (needs Docker and kind).
+	hack/demo-kind.sh

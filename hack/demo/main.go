@@ -51,6 +51,7 @@ type config struct {
 	handoffAfterTurns int
 	talk              time.Duration
 	poll              time.Duration
+	printScenario     bool
 }
 
 func main() {
@@ -75,12 +76,20 @@ func main() {
 	flag.IntVar(&c.handoffAfterTurns, "handoff-after-turns", 3, "the echo bot asks for a human after this many turns (0: never)")
 	flag.DurationVar(&c.talk, "talk", 25*time.Second, "how long the sample Call's callee talks before hanging up (scenario)")
 	flag.DurationVar(&c.poll, "poll", 500*time.Millisecond, "how often piopiy-sim's record is read for the event lines")
+	flag.BoolVar(&c.printScenario, "print-scenario", false, "print the piopiy-sim scenario made from the samples and exit (hack/demo-kind.sh uses it)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "demo: unexpected arguments %q\n", flag.Args())
 		os.Exit(2)
 	}
 
+	if c.printScenario {
+		if err := printScenario(c, os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "demo: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, c, os.Stdout)
@@ -370,6 +379,18 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 			return fmt.Errorf("smoke: %s", why)
 		}
 	}
+}
+
+func printScenario(c config, out io.Writer) error {
+	if err := c.defaults(); err != nil {
+		return err
+	}
+	smp, err := readSamples(filepath.Join(c.kubeBin, "kubectl"), c.samplesDir)
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(out, smp.scenario(c.talk.String()))
+	return err
 }
 
 func (c *config) defaults() error {

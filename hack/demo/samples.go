@@ -156,12 +156,12 @@ func (s *samples) scenario(talk string) string {
 # (format: piopiy-sim --help, docs/piopiy-sim.md). Change it at run time:
 #   curl -X PUT --data-binary @scenario.yaml http://<sim>/sim/scenario
 
-# Numbers you dial yourself (a Call you create): answer after 2s, talk 20s.
+# Numbers you dial yourself (a Call you create): answer after 2s, talk 2m.
 default:
   outcome: answer
   ringDelay: 300ms
   answerDelay: 2s
-  hangupAfter: 20s
+  hangupAfter: 2m
 # Agents not listed: answer a bridge after 1s and stay until the call ends.
 defaultAgent:
   answerDelay: 1s

@@ -159,25 +159,36 @@ func dump(out io.Writer, c config, k8s client.Client, sw *simWatcher, smp *sampl
 
 // printHowTo tells how to look and poke, and how to stop.
 func printHowTo(out io.Writer, c config, kubeconfig string, smp *samples) {
-	call := smp.calls[0].Name
 	kc := rel(c.root, kubeconfig)
 	ns := c.namespace
 	fmt.Fprintf(out, `
-callfleet demo is running. In another terminal:
+callfleet demo is running. %s rings at once; its bot asks for a human after
+%d turns. In another terminal, from the repository root:
 
-  export KUBECONFIG=%s PATH=$PWD/bin/k8s:$PATH     # from the repository root
+  export KUBECONFIG=%s PATH=$PWD/bin/k8s:$PATH
   kubectl get calls,streamendpoints,agentpools -n %s -w
-  kubectl get call %s -n %s -o yaml                 # every attempt, stream and handoff
-  kubectl patch call %s -n %s --type merge -p '{"spec":{"stream":{"state":"Paused"}}}'    # Active resumes
-  kubectl patch call %s -n %s --type merge -p '{"spec":{"handoff":{"requested":true}}}'   # ask for a human
-  kubectl patch call %s -n %s --type merge -p '{"spec":{"hangup":true}}'                  # hang up
-  kubectl create -n %s -f - <<<'{"apiVersion":"voice.callfleet.dev/v1alpha1","kind":"Call","metadata":{"generateName":"try-"},"spec":{"to":"919812345678","streamEndpointRef":{"name":"%s"},"handoff":{"agentPoolRef":{"name":"%s"}}}}'
-  curl -s http://%s/sim/calls | jq .               # piopiy-sim's record: webhooks, stream frames, bridges
+  kubectl get call %s -n %s -o yaml      # attempts, stream, handoff
+
+  # a Call of your own (the sim answers it after 2s and talks 2 minutes):
+  kubectl create -n %s -f - <<<'{"apiVersion":"voice.callfleet.dev/v1alpha1","kind":"Call","metadata":{"name":"try-1"},"spec":{"to":"919812345678","streamEndpointRef":{"name":"%s"}}}'
+  kubectl patch call try-1 -n %s --type merge -p '{"spec":{"stream":{"state":"Paused"}}}'   # "Active" resumes
+  kubectl patch call try-1 -n %s --type merge -p '{"spec":{"handoff":{"agentPoolRef":{"name":"%s"},"requested":true}}}'
+  kubectl patch call try-1 -n %s --type merge -p '{"spec":{"hangup":true}}'
+
+  curl -s http://%s/sim/calls | jq .     # piopiy-sim's record: webhooks, streams, bridges
   curl -s http://%s/sim/agents | jq .
 
-Logs: %s/*.log    What runs and why: docs/demo.md
-Ctrl-C stops everything (gateway, bot, manager, sim, apiserver, in that order).
-`, kc, ns, call, ns, call, ns, call, ns, call, ns, ns, smp.endpoint.Name, poolName(smp), c.simAddr, c.simAddr, rel(c.root, filepath.Join(c.dir, "logs")))
+Logs: %s/*.log    More: docs/demo.md
+Ctrl-C stops everything: gateway, bot, manager, sim, then the apiserver.
+`, strings.Join(callNames(smp), ", "), c.handoffAfterTurns, kc, ns, smp.calls[0].Name, ns, ns, smp.endpoint.Name, ns, ns, poolName(smp), ns, c.simAddr, c.simAddr, rel(c.root, filepath.Join(c.dir, "logs")))
+}
+
+func callNames(smp *samples) []string {
+	var out []string
+	for _, c := range smp.calls {
+		out = append(out, "Call "+c.Name)
+	}
+	return out
 }
 
 func poolName(smp *samples) string {

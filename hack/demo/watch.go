@@ -223,9 +223,9 @@ type simWatcher struct {
 }
 
 type seenCall struct {
-	events, pcmos, pauses, actions int
-	failed                         map[int]int // event seq -> failed attempts printed
-	ended                          bool
+	events, pcmos, pauses, resumes, actions int
+	failed                                  map[int]int // event seq -> failed attempts printed
+	ended                                   bool
 }
 
 func newSimWatcher(url string, p *printer) *simWatcher {
@@ -332,10 +332,19 @@ func (s *simWatcher) report(r *sim.CallRecord) {
 		}
 	}
 	sc.pcmos = max(sc.pcmos, len(pcmos))
-	for i := sc.pauses; i < len(pauses); i++ {
-		s.p.line("%s: stream paused by the gateway", who)
+	resumes := 0
+	for _, ps := range pauses {
+		if ps.ResumedAt != nil {
+			resumes++
+		}
 	}
-	sc.pauses = max(sc.pauses, len(pauses))
+	for i := sc.pauses; i < len(pauses); i++ {
+		s.p.line("%s: stream paused by the gateway (no audio to the bot, the call goes on)", who)
+	}
+	for i := sc.resumes; i < resumes; i++ {
+		s.p.line("%s: stream resumed by the gateway", who)
+	}
+	sc.pauses, sc.resumes = max(sc.pauses, len(pauses)), max(sc.resumes, resumes)
 	for i := sc.actions; i < len(r.Actions); i++ {
 		a := r.Actions[i]
 		s.p.line("%s: call action %q on leg %s (REST, from the manager)", who, a.Action, a.Leg)
