@@ -227,22 +227,7 @@ func (p *planner) clone() *planner {
 // unpaused agent with the skills has not been tried; once all have, a new
 // round rings them again.
 func (p *planner) pick(skills, tried []string) int {
-	matching, untried := 0, 0
-	for i := range p.agents {
-		a := &p.agents[i]
-		if a.Paused || !hasSkills(a, skills) {
-			continue
-		}
-		matching++
-		if !slices.Contains(tried, a.Name) {
-			untried++
-		}
-	}
-	skipTried := untried > 0
-	ok := func(i int) bool {
-		a := &p.agents[i]
-		return !a.Paused && hasSkills(a, skills) && p.used[i] < capacity(a) && !(skipTried && slices.Contains(tried, a.Name))
-	}
+	ok := p.eligible(skills, tried)
 	n := len(p.agents)
 	best := -1
 	switch p.strategy {
@@ -271,6 +256,32 @@ func (p *planner) pick(skills, tried []string) int {
 		}
 	}
 	return best
+}
+
+// eligible returns whether agent i may take a call wanting skills now.
+func (p *planner) eligible(skills, tried []string) func(i int) bool {
+	untried := false
+	for i := range p.agents {
+		a := &p.agents[i]
+		if !a.Paused && hasSkills(a, skills) && !slices.Contains(tried, a.Name) {
+			untried = true
+			break
+		}
+	}
+	return func(i int) bool {
+		a := &p.agents[i]
+		return !a.Paused && hasSkills(a, skills) && p.used[i] < capacity(a) && !(untried && slices.Contains(tried, a.Name))
+	}
+}
+
+// index returns the position of the named agent in spec, or -1.
+func (p *planner) index(name string) int {
+	for i := range p.agents {
+		if p.agents[i].Name == name {
+			return i
+		}
+	}
+	return -1
 }
 
 // free reports whether some agent could take a call wanting skills now.
@@ -331,7 +342,8 @@ type reservation struct {
 // made against this very Call version is adopted, else the strategy picks.
 func planReservation(pool *voicev1alpha1.AgentPool, call *voicev1alpha1.Call, skills, tried []string, now time.Time) reservation {
 	var res reservation
-	if len(removeDead(pool, call.Name, call)) > 0 {
+	released := removeDead(pool, call.Name, call)
+	if len(released) > 0 {
 		res.changed = true
 		normalize(pool)
 	}
@@ -349,7 +361,20 @@ func planReservation(pool *voicev1alpha1.AgentPool, call *voicev1alpha1.Call, sk
 		}
 	}
 	p := newPlanner(pool)
-	i := p.pick(skills, tried)
+	i := -1
+	// A reservation of this Call that could not bind (the Call changed
+	// meanwhile) is made again for the same agent when it may still have
+	// the call: the strategy's choice does not drift with retries.
+	ok := p.eligible(skills, tried)
+	for _, name := range released {
+		if j := p.index(name); j >= 0 && ok(j) {
+			i = j
+			break
+		}
+	}
+	if i < 0 {
+		i = p.pick(skills, tried)
+	}
 	if i < 0 {
 		return res
 	}

@@ -71,7 +71,7 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	}
 	pool.Status.Queued = queued
 
-	released, err := r.reclaim(ctx, pool)
+	released, again, err := r.reclaim(ctx, pool)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -101,7 +101,10 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	Utilisation.WithLabelValues(pool.Namespace, pool.Name).Set(ratio)
 	Queued.WithLabelValues(pool.Namespace, pool.Name).Set(float64(st.Queued))
 
-	if len(reservedCalls(pool)) > 0 {
+	switch {
+	case again:
+		return ctrl.Result{RequeueAfter: ReclaimGrace}, nil
+	case len(reservedCalls(pool)) > 0:
 		return ctrl.Result{RequeueAfter: r.Resync}, nil
 	}
 	return ctrl.Result{}, nil
@@ -111,15 +114,20 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 // without binding them. The cache picks candidates; each is confirmed by a
 // read past the cache made after the pool version being updated, so a
 // reservation its maker is still binding is never taken away.
-func (r *PoolReconciler) reclaim(ctx context.Context, pool *voicev1alpha1.AgentPool) ([]string, error) {
-	var out []string
+func (r *PoolReconciler) reclaim(ctx context.Context, pool *voicev1alpha1.AgentPool) (out []string, retry bool, err error) {
 	for _, name := range reservedCalls(pool) {
 		cached := &voicev1alpha1.Call{}
 		err := r.Get(ctx, types.NamespacedName{Namespace: pool.Namespace, Name: name}, cached)
 		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, err
+			return nil, false, err
 		}
 		if err == nil && !deadIn(pool, name, cached) {
+			continue
+		}
+		if err == nil && !callEnded(cached) && r.young(pool, name) {
+			// Its maker is likely retrying right now and will drop or
+			// remake it; reclaiming it under its feet only adds conflicts.
+			retry = true
 			continue
 		}
 		fresh := &voicev1alpha1.Call{}
@@ -127,7 +135,7 @@ func (r *PoolReconciler) reclaim(ctx context.Context, pool *voicev1alpha1.AgentP
 		case apierrors.IsNotFound(err):
 			fresh = nil
 		case err != nil:
-			return nil, err
+			return nil, false, err
 		}
 		why := "the Call is gone"
 		if fresh != nil {
@@ -140,7 +148,23 @@ func (r *PoolReconciler) reclaim(ctx context.Context, pool *voicev1alpha1.AgentP
 			out = append(out, fmt.Sprintf("released agent %s from Call %s: %s", agent, name, why))
 		}
 	}
-	return out, nil
+	return out, retry, nil
+}
+
+// ReclaimGrace is how old a reservation of a live Call must be before the
+// safety net reclaims it for having been left behind.
+const ReclaimGrace = 5 * time.Second
+
+// young reports whether the Call has a reservation younger than ReclaimGrace.
+func (r *PoolReconciler) young(pool *voicev1alpha1.AgentPool, name string) bool {
+	for _, a := range pool.Status.Agents {
+		for _, res := range a.Reservations {
+			if res.Call == name && time.Since(res.Since.Time) < ReclaimGrace {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // deadIn reports whether, by the cached Call, any of its reservations
