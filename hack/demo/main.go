@@ -124,6 +124,12 @@ func (s *stack) addProc(p *proc) {
 	s.push(p.name, func() error { return p.stop(30 * time.Second) })
 }
 
+func (s *stack) empty() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.items) == 0
+}
+
 func (s *stack) unwind(out io.Writer) {
 	s.mu.Lock()
 	items := s.items
@@ -174,6 +180,11 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return err
 	}
+	unlock, err := lockDir(c.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	kubectl := filepath.Join(c.kubeBin, "kubectl")
 	for _, b := range []string{"kube-apiserver", "etcd", "kubectl"} {
 		if _, err := os.Stat(filepath.Join(c.kubeBin, b)); err != nil {
@@ -186,6 +197,10 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 	// kills what is left.
 	var st stack
 	defer func() {
+		p.close()
+		if st.empty() {
+			return
+		}
 		fmt.Fprintln(out, "\nStopping (Ctrl-C again to kill at once):")
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -487,6 +502,22 @@ func startControlPlane(c config, logDir string) (*envtest.Environment, error) {
 	}
 	env.Config.QPS, env.Config.Burst = 100, 200
 	return env, nil
+}
+
+// lockDir keeps two demos from sharing --dir (kubeconfig and logs).
+func lockDir(dir string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another demo is running with --dir %s (stop it with Ctrl-C, or pass another --dir and other ports)", dir)
+	}
+	return func() { f.Close() }, nil
 }
 
 func randomHex(n int) string {

@@ -21,19 +21,34 @@ import (
 
 // printer writes timestamped lines, one writer at a time.
 type printer struct {
-	mu  sync.Mutex
-	out io.Writer
+	mu     sync.Mutex
+	out    io.Writer
+	closed bool
+}
+
+// close drops every later line: the watchers may still be mid-event when
+// the demo starts stopping.
+func (p *printer) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
 }
 
 func (p *printer) line(format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
 	fmt.Fprintf(p.out, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
 func (p *printer) raw(s string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
 	fmt.Fprint(p.out, s)
 }
 
@@ -223,9 +238,9 @@ type simWatcher struct {
 }
 
 type seenCall struct {
-	events, pcmos, pauses, resumes, actions int
-	failed                                  map[int]int // event seq -> failed attempts printed
-	ended                                   bool
+	events, pcmos, pauses, resumes, actions, plays int
+	deliveries                                     map[int]int // event seq -> delivery attempts reported
+	ended                                          bool
 }
 
 func newSimWatcher(url string, p *printer) *simWatcher {
@@ -293,7 +308,7 @@ func (s *simWatcher) report(r *sim.CallRecord) {
 	sc := s.seen[r.RequestID]
 	who := fmt.Sprintf("[sim] %s %s", callName(r), r.To)
 	if sc == nil {
-		sc = &seenCall{failed: map[int]int{}}
+		sc = &seenCall{deliveries: map[int]int{}}
 		s.seen[r.RequestID] = sc
 		s.p.line("%s: make-call accepted from %s (request %s…)", who, r.From, short(r.RequestID))
 	}
@@ -305,17 +320,21 @@ func (s *simWatcher) report(r *sim.CallRecord) {
 	if len(events) > sc.events {
 		sc.events = len(events)
 	}
+	// Webhook deliveries worth a line: lost ones (faults, the manager down or
+	// refusing) and the redeliveries that follow.
 	for _, ev := range events {
-		var bad []string
-		for _, a := range ev.Attempts {
-			if a.Error != "" || (a.HTTPStatus != 0 && a.HTTPStatus/100 != 2) {
-				bad = append(bad, fmt.Sprintf("%d %s", a.HTTPStatus, a.Error))
+		for i := sc.deliveries[ev.Seq]; i < len(ev.Attempts); i++ {
+			a := ev.Attempts[i]
+			switch {
+			case a.Dropped:
+				s.p.line("%s: webhook %s lost (a delivery fault); the sim redelivers it later", who, ev.Status)
+			case a.Error != "" || (a.HTTPStatus != 0 && a.HTTPStatus/100 != 2):
+				s.p.line("%s: webhook %s not accepted (%d %s); the sim redelivers it later", who, ev.Status, a.HTTPStatus, a.Error)
+			case a.Redelivery:
+				s.p.line("%s: webhook %s redelivered → %d", who, ev.Status, a.HTTPStatus)
 			}
 		}
-		if len(bad) > sc.failed[ev.Seq] {
-			s.p.line("%s: webhook %s not accepted by the manager (%s); the sim redelivers", who, ev.Status, bad[len(bad)-1])
-			sc.failed[ev.Seq] = len(bad)
-		}
+		sc.deliveries[ev.Seq] = len(ev.Attempts)
 	}
 	var pcmos []sim.PCMONote
 	var pauses []sim.Pause
@@ -345,6 +364,18 @@ func (s *simWatcher) report(r *sim.CallRecord) {
 		s.p.line("%s: stream resumed by the gateway", who)
 	}
 	sc.pauses, sc.resumes = max(sc.pauses, len(pauses)), max(sc.resumes, resumes)
+	for i := sc.plays; i < len(r.Plays); i++ {
+		pl := r.Plays[i]
+		what := pl.Action
+		if f := pl.FileName + pl.FileURL + pl.Text; f != "" {
+			what += " " + f
+		}
+		if pl.Result != "" {
+			what += " (" + pl.Result + ")"
+		}
+		s.p.line("%s: %s, from the %s", who, what, pl.Source)
+	}
+	sc.plays = max(sc.plays, len(r.Plays))
 	for i := sc.actions; i < len(r.Actions); i++ {
 		a := r.Actions[i]
 		s.p.line("%s: call action %q on leg %s (REST, from the manager)", who, a.Action, a.Leg)
