@@ -56,27 +56,8 @@ type config struct {
 
 func main() {
 	var c config
-	flag.StringVar(&c.dir, "dir", "", "where the kubeconfig, scenario and logs/ go (default <repo>/bin/demo)")
-	flag.StringVar(&c.binDir, "bin", "", "where manager, stream-gateway, piopiy-sim and echo are (default <repo>/bin)")
-	flag.StringVar(&c.kubeBin, "kube-bin", os.Getenv("KUBEBUILDER_ASSETS"), "where kube-apiserver, etcd and kubectl are (default $KUBEBUILDER_ASSETS, else <repo>/bin/k8s)")
-	flag.BoolVar(&c.build, "build", true, "go build the binaries into --bin first (a no-op when they are up to date)")
-	flag.StringVar(&c.samplesDir, "samples", "", "kustomization applied (default <repo>/config/samples)")
-	flag.StringVar(&c.scenarioFile, "scenario", "", "piopiy-sim scenario file (default: written from the samples into --dir)")
-	flag.StringVar(&c.namespace, "namespace", "demo", "namespace the samples go into")
-	flag.StringVar(&c.apiserverAddr, "apiserver-addr", "127.0.0.1:6443", "kube-apiserver address (port 0: any free port)")
-	flag.StringVar(&c.simAddr, "sim-addr", "127.0.0.1:7060", "piopiy-sim address (Piopiy's REST API and /sim/)")
-	flag.StringVar(&c.webhookAddr, "webhook-addr", "127.0.0.1:9443", "manager's Piopiy webhook receiver")
-	flag.StringVar(&c.metricsAddr, "metrics-addr", "127.0.0.1:9080", "manager's /metrics (0: off)")
-	flag.StringVar(&c.probeAddr, "probe-addr", "127.0.0.1:9081", "manager's /healthz and /readyz")
-	flag.StringVar(&c.gatewayAddr, "gateway-addr", "", "stream gateway address (default: host:port of the sample StreamEndpoint's publicURL, 127.0.0.1:8443)")
-	flag.StringVar(&c.gatewayMetricsAddr, "gateway-metrics-addr", "127.0.0.1:9090", "stream gateway's /metrics (0: off)")
-	flag.StringVar(&c.botAddr, "bot-addr", "127.0.0.1:8080", "echo bot address (the gateway's --bot-url)")
-	flag.BoolVar(&c.smoke, "smoke", false, "exit 0 once the sample Call completed and was handed off to an agent; non-zero with a diagnostic dump at --timeout")
-	flag.DurationVar(&c.timeout, "timeout", 4*time.Minute, "with --smoke: deadline of the whole run")
-	flag.IntVar(&c.handoffAfterTurns, "handoff-after-turns", 3, "the echo bot asks for a human after this many turns (0: never)")
-	flag.DurationVar(&c.talk, "talk", 25*time.Second, "how long the sample Call's callee talks before hanging up (scenario)")
-	flag.DurationVar(&c.poll, "poll", 500*time.Millisecond, "how often piopiy-sim's record is read for the event lines")
-	flag.BoolVar(&c.printScenario, "print-scenario", false, "print the piopiy-sim scenario made from the samples and exit (hack/demo-kind.sh uses it)")
+	fs := flag.CommandLine
+	registerFlags(fs, &c)
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "demo: unexpected arguments %q\n", flag.Args())
@@ -97,6 +78,31 @@ func main() {
 		fmt.Fprintf(os.Stderr, "\ndemo: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// registerFlags binds the demo's flags to c.
+func registerFlags(fs *flag.FlagSet, c *config) {
+	fs.StringVar(&c.dir, "dir", "", "where the kubeconfig, scenario and logs/ go (default <repo>/bin/demo)")
+	fs.StringVar(&c.binDir, "bin", "", "where manager, stream-gateway, piopiy-sim and echo are (default <repo>/bin)")
+	fs.StringVar(&c.kubeBin, "kube-bin", os.Getenv("KUBEBUILDER_ASSETS"), "where kube-apiserver, etcd and kubectl are (default $KUBEBUILDER_ASSETS, else <repo>/bin/k8s)")
+	fs.BoolVar(&c.build, "build", true, "go build the binaries into --bin first (a no-op when they are up to date)")
+	fs.StringVar(&c.samplesDir, "samples", "", "kustomization applied (default <repo>/config/samples)")
+	fs.StringVar(&c.scenarioFile, "scenario", "", "piopiy-sim scenario file (default: written from the samples into --dir)")
+	fs.StringVar(&c.namespace, "namespace", "demo", "namespace the samples go into")
+	fs.StringVar(&c.apiserverAddr, "apiserver-addr", "127.0.0.1:6443", "kube-apiserver address (port 0: any free port)")
+	fs.StringVar(&c.simAddr, "sim-addr", "127.0.0.1:7060", "piopiy-sim address (Piopiy's REST API and /sim/)")
+	fs.StringVar(&c.webhookAddr, "webhook-addr", "127.0.0.1:9443", "manager's Piopiy webhook receiver")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "127.0.0.1:9080", "manager's /metrics (0: off)")
+	fs.StringVar(&c.probeAddr, "probe-addr", "127.0.0.1:9081", "manager's /healthz and /readyz")
+	fs.StringVar(&c.gatewayAddr, "gateway-addr", "", "stream gateway address (default: host:port of the sample StreamEndpoint's publicURL, 127.0.0.1:8443)")
+	fs.StringVar(&c.gatewayMetricsAddr, "gateway-metrics-addr", "127.0.0.1:9090", "stream gateway's /metrics (0: off)")
+	fs.StringVar(&c.botAddr, "bot-addr", "127.0.0.1:8080", "echo bot address (the gateway's --bot-url)")
+	fs.BoolVar(&c.smoke, "smoke", false, "exit 0 once the sample Call completed and was handed off to an agent; non-zero with a diagnostic dump at --timeout")
+	fs.DurationVar(&c.timeout, "timeout", 4*time.Minute, "with --smoke: deadline of the whole run")
+	fs.IntVar(&c.handoffAfterTurns, "handoff-after-turns", 3, "the echo bot asks for a human after this many turns (0: never)")
+	fs.DurationVar(&c.talk, "talk", 25*time.Second, "how long the sample Call's callee talks before hanging up (scenario)")
+	fs.DurationVar(&c.poll, "poll", 500*time.Millisecond, "how often piopiy-sim's record is read for the event lines")
+	fs.BoolVar(&c.printScenario, "print-scenario", false, "print the piopiy-sim scenario made from the samples and exit (hack/demo-kind.sh uses it)")
 }
 
 // stack stops what was started, last first.
