@@ -23,6 +23,7 @@ import (
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
 	"github.com/callfleet/callfleet/internal/gateway"
+	"github.com/callfleet/callfleet/internal/scheme"
 )
 
 // The gateway child: this test binary re-executed with childEnv set.
@@ -49,7 +50,7 @@ func TestGatewayChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := fake.NewClientBuilder().WithScheme(gateway.Scheme()).WithStatusSubresource(&voicev1alpha1.Call{})
+	b := fake.NewClientBuilder().WithScheme(scheme.New()).WithStatusSubresource(&voicev1alpha1.Call{})
 	for i := 0; i < n; i++ {
 		b = b.WithObjects(&voicev1alpha1.Call{
 			ObjectMeta: metav1.ObjectMeta{Name: callName(i), Namespace: benchNS},
