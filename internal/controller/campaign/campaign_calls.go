@@ -7,7 +7,6 @@ import (
 	"hash/fnv"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -135,6 +134,7 @@ func (r *Reconciler) listCalls(ctx context.Context, s *scope) error {
 		}
 	}
 	s.listed = true
+	r.recent.sweep(s.key, s.now)
 	s.expectationsMet, _ = r.expect.satisfied(s.key, func(n string) bool { _, ok := names[n]; return ok }, s.now)
 	return nil
 }
@@ -246,6 +246,11 @@ func (r *Reconciler) startCalls(ctx context.Context, s *scope) error {
 			s.wait(limitReason, fmt.Sprintf("%d Calls in flight, limit %d", s.inflight, limit))
 			break
 		}
+		if creates == maxCreatesPerPass {
+			// The rest waits for the next pass, which these creates' watch
+			// events start: counting and status keep flowing meanwhile.
+			break
+		}
 		next, ok := p.take(tat, s.now)
 		if !ok {
 			// Time is not watched: come back when the bucket allows.
@@ -265,10 +270,16 @@ func (r *Reconciler) startCalls(ctx context.Context, s *scope) error {
 	return r.advance(ctx, s, plan)
 }
 
-// createAll creates the planned Calls in batches that double from 1 (as
-// ReplicaSets do), so a systematic failure costs one request, not a
-// thousand. It stops after the first batch with a failure; steps not tried
-// keep a nil call result and an errNotTried.
+// maxCreatesPerPass bounds the Calls one reconcile creates. A pass that
+// creates hundreds holds the Campaign's worker for seconds on a busy
+// apiserver, and every Call finishing meanwhile waits to be counted and
+// replaced, so the Campaign would advance in waves.
+const maxCreatesPerPass = 50
+
+// createAll creates the planned Calls: one first, then the rest
+// apiWorkers at a time (a slow start, as ReplicaSets do), so a systematic
+// failure costs one request, not fifty. It stops after the first batch with a
+// failure; steps not tried get errNotTried.
 func (r *Reconciler) createAll(ctx context.Context, s *scope, plan []step) {
 	var names []string
 	for _, st := range plan {
@@ -287,15 +298,7 @@ func (r *Reconciler) createAll(ctx context.Context, s *scope, plan []step) {
 	batch := 1
 	for len(todo) > 0 {
 		n := min(batch, len(todo))
-		var wg sync.WaitGroup
-		for _, st := range todo[:n] {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				st.result = r.create(ctx, s, st.call)
-			}()
-		}
-		wg.Wait()
+		parallel(n, func(i int) { todo[i].result = r.create(ctx, s, todo[i].call) })
 		failed := false
 		for _, st := range todo[:n] {
 			if st.result != nil {
@@ -310,7 +313,7 @@ func (r *Reconciler) createAll(ctx context.Context, s *scope, plan []step) {
 			}
 			return
 		}
-		batch = min(batch*2, 64)
+		batch = maxCreatesPerPass
 	}
 }
 

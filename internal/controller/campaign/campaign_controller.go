@@ -72,6 +72,7 @@ type Reconciler struct {
 
 	cache  sourceCache
 	expect expectations
+	recent recentWrites
 }
 
 // errStalled is a problem only a change of spec or of a referenced object
@@ -170,6 +171,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 
 	s := &scope{c: c, key: req.NamespacedName, now: r.Now(), skipped: map[string]int{}}
+	began := time.Now()
 	before := c.Status.DeepCopy()
 	err := r.reconcileNormal(ctx, s)
 	r.summarize(s, err)
@@ -192,6 +194,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		err = errors.Join(err, rerr)
 	}
 
+	log.FromContext(ctx).V(1).Info("Reconciled", "cursor", c.Status.Cursor, "created", s.created, "inflight", s.inflight,
+		"counted", s.succeeded+s.failed, "expectationsMet", s.expectationsMet, "wait", s.waitReason, "requeueAfter", s.requeue, "took", time.Since(began))
 	if stalled, ok := stalledOnly(err); ok {
 		// Stalled waits for a watched object (spec, ConfigMap, endpoint) to
 		// change, not for backoff.
@@ -314,6 +318,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, c *voicev1alpha1.Campa
 func (r *Reconciler) forget(key types.NamespacedName) {
 	r.cache.forget(key)
 	r.expect.forget(key)
+	r.recent.forget(key)
 }
 
 func (r *Reconciler) event(c *voicev1alpha1.Campaign, kind, reason, note string, args ...any) {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -141,23 +143,57 @@ func (r *Reconciler) releaseCounted(ctx context.Context, s *scope) error {
 	if !s.listed {
 		return nil
 	}
-	var errs []error
+	var todo []*voicev1alpha1.Call
 	for _, idx := range s.c.Status.CountedCalls {
 		call := s.children[idx]
-		if call == nil || call.Annotations[AnnotationCounted] != "" {
-			continue
+		if call != nil && call.Annotations[AnnotationCounted] == "" && !r.recent.has(s.key, "release/"+string(call.UID), s.now) {
+			todo = append(todo, call)
 		}
+	}
+	var mu sync.Mutex
+	var errs []error
+	parallel(len(todo), func(i int) {
+		call := todo[i]
 		_, outcome := finished(call)
 		err := r.patchFinalizer(ctx, call, map[string]string{AnnotationCounted: countedValue(successful(s.c, outcome))})
+		mu.Lock()
+		defer mu.Unlock()
 		switch {
-		case err == nil || apierrors.IsNotFound(err):
+		case err == nil:
+			r.recent.add(s.key, "release/"+string(call.UID), s.now)
+		case apierrors.IsNotFound(err):
 		case apierrors.IsConflict(err) || apierrors.IsInvalid(err):
 			s.requeueIn(time.Second)
 		default:
 			errs = append(errs, err)
 		}
-	}
+	})
 	return errors.Join(errs...)
+}
+
+// apiWorkers bounds the requests one reconcile has in flight at once.
+const apiWorkers = 16
+
+// parallel runs fn(0..n-1) on up to apiWorkers goroutines: a pass releasing
+// or deleting a hundred Calls one request after another would hold the
+// Campaign's worker for seconds on a busy apiserver.
+func parallel(n int, fn func(i int)) {
+	if n == 1 {
+		fn(0)
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(n, apiWorkers) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // patchFinalizer removes CountFinalizer from a Call and adds annotations, in
@@ -197,12 +233,12 @@ func (r *Reconciler) expireFinished(ctx context.Context, s *scope) error {
 	if ttl == nil {
 		return nil
 	}
-	var errs []error
+	var expired []*voicev1alpha1.Call
 	for _, call := range s.children {
 		if call.Annotations[AnnotationCounted] == "" || controllerutil.ContainsFinalizer(call, CountFinalizer) || !call.DeletionTimestamp.IsZero() {
 			continue
 		}
-		if done, _ := finished(call); !done {
+		if done, _ := finished(call); !done || r.recent.has(s.key, "delete/"+string(call.UID), s.now) {
 			continue
 		}
 		at := finishTime(call).Add(time.Duration(*ttl) * time.Second)
@@ -211,9 +247,15 @@ func (r *Reconciler) expireFinished(ctx context.Context, s *scope) error {
 			s.requeueIn(wait)
 			continue
 		}
-		if err := r.Delete(ctx, call, client.Preconditions{UID: &call.UID}); client.IgnoreNotFound(err) != nil {
-			errs = append(errs, err)
-		}
+		expired = append(expired, call)
 	}
+	errs := make([]error, len(expired))
+	parallel(len(expired), func(i int) {
+		call := expired[i]
+		errs[i] = client.IgnoreNotFound(r.Delete(ctx, call, client.Preconditions{UID: &call.UID}))
+		if errs[i] == nil {
+			r.recent.add(s.key, "delete/"+string(call.UID), s.now)
+		}
+	})
 	return errors.Join(errs...)
 }

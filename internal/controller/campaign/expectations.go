@@ -84,3 +84,55 @@ func (e *expectations) forget(key types.NamespacedName) {
 	defer e.mu.Unlock()
 	delete(e.m, key)
 }
+
+// recentTTL is how long a write this process made is taken as not yet
+// visible in the cache.
+const recentTTL = 30 * time.Second
+
+// recentWrites remembers the releases and deletes this process made that
+// the cache may not show yet, so a pass working from a stale cache does not
+// send them again. It only saves requests: a repeated release fails its
+// JSON patch test and a repeated delete finds nothing, both harmlessly.
+type recentWrites struct {
+	mu sync.Mutex
+	m  map[types.NamespacedName]map[string]time.Time
+}
+
+func (w *recentWrites) add(key types.NamespacedName, what string, now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = map[types.NamespacedName]map[string]time.Time{}
+	}
+	if w.m[key] == nil {
+		w.m[key] = map[string]time.Time{}
+	}
+	w.m[key][what] = now
+}
+
+func (w *recentWrites) has(key types.NamespacedName, what string, now time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	at, ok := w.m[key][what]
+	return ok && now.Sub(at) < recentTTL
+}
+
+// sweep drops the entries of a Campaign older than recentTTL.
+func (w *recentWrites) sweep(key types.NamespacedName, now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for what, at := range w.m[key] {
+		if now.Sub(at) >= recentTTL {
+			delete(w.m[key], what)
+		}
+	}
+	if len(w.m[key]) == 0 {
+		delete(w.m, key)
+	}
+}
+
+func (w *recentWrites) forget(key types.NamespacedName) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.m, key)
+}
