@@ -192,11 +192,12 @@ func (r *Reconciler) startCalls(ctx context.Context, s *scope) error {
 	limitReason := "ConcurrencyLimit"
 	if ep := s.endpoint; ep != nil {
 		slots := endpointSlots(ep.Status.Capacity, ep.Status.ActiveStreams, s.ownStreaming)
-		if !meta.IsStatusConditionTrue(ep.Status.Conditions, voicev1alpha1.ConditionReady) {
-			slots = 0
-		}
 		if slots < limit {
 			limit, limitReason = slots, "EndpointFull"
+		}
+		if !meta.IsStatusConditionTrue(ep.Status.Conditions, voicev1alpha1.ConditionReady) {
+			// Its Calls would only wait for it: start none.
+			limit, limitReason = 0, "EndpointNotReady"
 		}
 	}
 	budget := limit - s.inflight
@@ -378,11 +379,13 @@ func (r *Reconciler) advance(ctx context.Context, s *scope, plan []step) error {
 		case p.skip != "":
 			st.Skipped++
 			s.skipped[p.skip]++
+		case p.adopt:
+			// Already in s.inflight (or counted) from the cache.
 		default:
 			s.created++
-			if st.StartTime == nil {
-				st.StartTime = ptr.To(metav1.NewTime(s.now))
-			}
+		}
+		if p.skip == "" && st.StartTime == nil {
+			st.StartTime = ptr.To(metav1.NewTime(s.now))
 		}
 		st.Cursor = p.index + 1
 		tat = p.tat

@@ -3,11 +3,13 @@ package campaign
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -283,9 +285,17 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, c *voicev1alpha1.Campa
 		r.forget(key)
 		return ctrl.Result{}, nil
 	}
-	calls, err := r.ownCalls(ctx, c)
-	if err != nil {
-		return ctrl.Result{}, err
+	// Read past the cache: a Call it has not shown yet would keep its count
+	// finalizer for ever once the Campaign is gone.
+	var list voicev1alpha1.CallList
+	if err := r.APIReader.List(ctx, &list, client.InNamespace(c.Namespace), client.MatchingLabels{LabelCampaign: LabelValue(c.Name)}); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing Calls of Campaign: %w", err)
+	}
+	var calls []voicev1alpha1.Call
+	for i := range list.Items {
+		if metav1.IsControlledBy(&list.Items[i], c) {
+			calls = append(calls, list.Items[i])
+		}
 	}
 	var errs []error
 	for i := range calls {
