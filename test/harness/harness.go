@@ -51,7 +51,9 @@ type Options struct {
 	Workers int
 	// SettleTimeout for ambiguous creates (default 8s).
 	SettleTimeout time.Duration
-	// RedeliveryScale of the sim's webhook retries (default 0.0005).
+	// RedeliveryScale of the sim's webhook retries (default 0.005: Piopiy's
+	// 5/10/15-minute retries come after 1.5, 4.5 and 9 s, long enough to
+	// outlast a receiver busy under load, as Piopiy's do).
 	RedeliveryScale float64
 	// DialTimeout bounds one make-call request (default 2s).
 	DialTimeout time.Duration
@@ -86,7 +88,7 @@ func Start(opts Options) (h *Harness, err error) {
 		opts.DialTimeout = 2 * time.Second
 	}
 	if opts.RedeliveryScale == 0 {
-		opts.RedeliveryScale = 0.0005
+		opts.RedeliveryScale = 0.005
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(io.Discard)))
 	h = &Harness{}

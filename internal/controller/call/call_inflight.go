@@ -66,12 +66,13 @@ func (r *Reconciler) reconcileInFlight(ctx context.Context, call *voicev1alpha1.
 		if a.State == voicev1alpha1.AttemptEnded {
 			return ctrl.Result{Requeue: true}, nil
 		}
-		giveUp := due.Add(r.SettleTimeout)
+		giveUp := r.cdrGiveUp(call, a)
 		if !now.Before(giveUp) {
 			r.endUnsettled(call, a, fmt.Sprintf("Piopiy sent no outcome and had no CDR for request %s within %s", a.RequestID, r.SettleTimeout))
 			return ctrl.Result{}, nil
 		}
-		return ctrl.Result{RequeueAfter: min(r.CDRGrace*3, giveUp.Sub(now))}, nil
+		// Not watched: ask again later, until Piopiy has had every chance.
+		return ctrl.Result{RequeueAfter: min(max(r.CDRGrace*3, time.Second), giveUp.Sub(now))}, nil
 	}
 	return ctrl.Result{RequeueAfter: r.followUpIn(call)}, nil
 }
@@ -118,18 +119,41 @@ func (r *Reconciler) hangup(ctx context.Context, call *voicev1alpha1.Call, a *vo
 	return err
 }
 
-// cdrLookupDue is when the controller stops waiting for the CDR webhook: a
-// grace period after the hangup, or after the latest the call could last.
+// cdrLookupDue is when the controller stops waiting for webhooks and asks
+// Piopiy's request-id CDR lookup itself: a grace period after the hangup; or,
+// when no answer was seen, just after the ring timeout (the events may have
+// been lost); else after the latest the call could last.
 func (r *Reconciler) cdrLookupDue(call *voicev1alpha1.Call, a *voicev1alpha1.CallAttempt) time.Time {
 	if a.EndTime != nil {
 		return a.EndTime.Add(r.CDRGrace)
 	}
-	start := a.IntentTime.Time
-	if a.DialTime != nil {
-		start = a.DialTime.Time
+	start := attemptStart(a)
+	if a.AnswerTime == nil {
+		return start.Add(ringTimeout(call) + ringSlack + r.CDRGrace)
 	}
-	longest := ringTimeout(call) + ringSlack + time.Duration(call.Spec.MaxDurationSeconds)*time.Second
-	return start.Add(longest + r.CDRGrace)
+	return latestEnd(call, a).Add(r.CDRGrace)
+}
+
+// cdrGiveUp is when an attempt Piopiy has no CDR for is ended as unsettled.
+func (r *Reconciler) cdrGiveUp(call *voicev1alpha1.Call, a *voicev1alpha1.CallAttempt) time.Time {
+	end := latestEnd(call, a)
+	if a.EndTime != nil {
+		end = a.EndTime.Time
+	}
+	return end.Add(r.CDRGrace + r.SettleTimeout)
+}
+
+func attemptStart(a *voicev1alpha1.CallAttempt) time.Time {
+	if a.DialTime != nil {
+		return a.DialTime.Time
+	}
+	return a.IntentTime.Time
+}
+
+// latestEnd is the latest a placed call can end: Piopiy ends it at
+// maxDurationSeconds.
+func latestEnd(call *voicev1alpha1.Call, a *voicev1alpha1.CallAttempt) time.Time {
+	return attemptStart(a).Add(ringTimeout(call) + ringSlack + time.Duration(call.Spec.MaxDurationSeconds)*time.Second)
 }
 
 // lookupCDR settles the attempt from Piopiy's request-id CDR lookup.
@@ -188,11 +212,7 @@ func (r *Reconciler) followUpIn(call *voicev1alpha1.Call) time.Duration {
 	now := r.Now()
 	next := r.cdrLookupDue(call, a)
 	if a.AnswerTime == nil && a.HangupRequestedTime == nil {
-		start := a.IntentTime.Time
-		if a.DialTime != nil {
-			start = a.DialTime.Time
-		}
-		if t := start.Add(ringTimeout(call) + ringSlack + time.Second); t.Before(next) {
+		if t := attemptStart(a).Add(ringTimeout(call) + ringSlack + time.Second); t.Before(next) {
 			next = t
 		}
 	}

@@ -31,9 +31,9 @@ var (
 	streamSink string
 )
 
-// settleTimeout matches the harness default: ambiguous creates the sim never
+// settleTimeout is short so ambiguous creates the sim never
 // placed end within the test; the sim's redeliveries come well before it.
-const settleTimeout = 8 * time.Second
+const settleTimeout = 15 * time.Second
 
 func TestMain(m *testing.M) {
 	var err error
