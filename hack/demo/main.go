@@ -191,6 +191,11 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 		return err
 	}
 	defer unlock()
+	// A kubeconfig left by an earlier run names certificates that are gone;
+	// it is written again once the apiserver is up, and removed at the end.
+	kubeconfig := filepath.Join(c.dir, "kubeconfig")
+	_ = os.Remove(kubeconfig)
+	defer os.Remove(kubeconfig)
 	kubectl := filepath.Join(c.kubeBin, "kubectl")
 	for _, b := range []string{"kube-apiserver", "etcd", "kubectl"} {
 		if _, err := os.Stat(filepath.Join(c.kubeBin, b)); err != nil {
@@ -280,7 +285,6 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 		return err
 	}
 	st.push("kube-apiserver+etcd", env.Stop)
-	kubeconfig := filepath.Join(c.dir, "kubeconfig")
 	if err := writeKubeconfig(env, kubeconfig); err != nil {
 		return err
 	}

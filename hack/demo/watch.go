@@ -52,7 +52,7 @@ func (p *printer) raw(s string) {
 	fmt.Fprint(p.out, s)
 }
 
-const callRow = "%-16s %-14s %-11s %-13s %-16s %s"
+const callRow = "%-20s %-14s %-11s %-13s %-16s %s"
 
 func callHeader() string {
 	return fmt.Sprintf("%-8s  "+callRow+"\n", "TIME", "CALL", "TO", "PHASE", "ATTEMPTS", "STREAM", "AGENT (HANDOFF)")
@@ -105,6 +105,19 @@ func renderPool(p *voicev1alpha1.AgentPool) string {
 	return s
 }
 
+func renderCampaign(c *voicev1alpha1.Campaign) string {
+	ready := "-"
+	if cond := findCondition(c.Status.Conditions, "Ready"); cond != nil {
+		ready = cond.Reason
+	}
+	s := fmt.Sprintf("campaign/%s  %s  total %d, pending %d, active %d, succeeded %d, failed %d, skipped %d",
+		c.Name, ready, c.Status.Total, c.Status.Pending, c.Status.Active, c.Status.Succeeded, c.Status.Failed, c.Status.Skipped)
+	if t := c.Status.NextWindowTime; t != nil && c.Status.Active == 0 {
+		s += "  next window " + t.Format(time.RFC3339)
+	}
+	return s
+}
+
 func findCondition(cs []metav1.Condition, t string) *metav1.Condition {
 	for i := range cs {
 		if cs[i].Type == t {
@@ -145,6 +158,7 @@ func newWatcher(c client.WithWatch, ns string, p *printer) *watcher {
 func (w *watcher) run(ctx context.Context) {
 	go w.loop(ctx, &voicev1alpha1.StreamEndpointList{})
 	go w.loop(ctx, &voicev1alpha1.AgentPoolList{})
+	go w.loop(ctx, &voicev1alpha1.CampaignList{})
 	w.loop(ctx, &voicev1alpha1.CallList{})
 }
 
@@ -179,7 +193,7 @@ func (w *watcher) observe(t watch.EventType, o any) {
 		key = "call/" + obj.Name
 		if t == watch.Deleted {
 			delete(w.calls, obj.Name)
-			w.p.line("%-16s deleted", obj.Name)
+			w.p.line("%-20s deleted", obj.Name)
 			delete(w.rows, key)
 			return
 		}
@@ -208,6 +222,14 @@ func (w *watcher) observe(t watch.EventType, o any) {
 		}
 		w.pools[obj.Name] = obj
 		row = "· " + renderPool(obj)
+	case *voicev1alpha1.Campaign:
+		key = "cp/" + obj.Name
+		if t == watch.Deleted {
+			w.p.line("· campaign/%s deleted", obj.Name)
+			delete(w.rows, key)
+			return
+		}
+		row = "· " + renderCampaign(obj)
 	default:
 		return
 	}
