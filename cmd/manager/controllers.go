@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"golang.org/x/time/rate"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/callfleet/callfleet/internal/account"
@@ -14,11 +12,17 @@ import (
 	"github.com/callfleet/callfleet/internal/controller/call"
 	"github.com/callfleet/callfleet/internal/controller/campaign"
 	"github.com/callfleet/callfleet/internal/controller/streamendpoint"
-	"github.com/callfleet/callfleet/pkg/piopiy"
 )
 
+// piopiyDeps is what every controller calling Piopiy shares.
+type piopiyDeps struct {
+	accounts *account.Resolver
+	clients  *call.ClientCache
+	limiter  *rate.Limiter
+}
+
 // setupOtherControllers registers the controllers besides Call's.
-func setupOtherControllers(ctx context.Context, mgr ctrl.Manager, o options) error {
+func setupOtherControllers(ctx context.Context, mgr ctrl.Manager, o options, pio piopiyDeps) error {
 	endpoints := &streamendpoint.Reconciler{
 		Client:       mgr.GetClient(),
 		Scheme:       mgr.GetScheme(),
@@ -36,21 +40,14 @@ func setupOtherControllers(ctx context.Context, mgr ctrl.Manager, o options) err
 	if err := pools.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up AgentPool controller: %w", err)
 	}
-	// The handoff controller hangs up calls whose onNoAgent is Hangup, with
-	// the same account resolution and Piopiy endpoints as the Call
-	// controller (main validated --default-account already).
-	var defaultAccount types.NamespacedName
-	if ns, name, ok := strings.Cut(o.defaultAccount, "/"); ok {
-		defaultAccount = types.NamespacedName{Namespace: ns, Name: name}
-	}
+	// The handoff controller hangs up calls whose onNoAgent is Hangup.
 	handoffs := &agentpool.HandoffReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("callfleet-handoff"),
-		Accounts:  &account.Resolver{Reader: mgr.GetAPIReader(), Default: defaultAccount},
-		Piopiy:    &call.ClientCache{Options: []piopiy.Option{piopiy.WithRESTBaseURL(o.restURL), piopiy.WithActionBaseURL(o.actionURL)}},
-		// Its own limiter: hangups for onNoAgent are rare next to dials.
-		Limiter: rate.NewLimiter(rate.Limit(o.piopiyQPS), o.piopiyBurst),
+		Accounts:  pio.accounts,
+		Piopiy:    pio.clients,
+		Limiter:   pio.limiter,
 	}
 	if err := handoffs.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up handoff controller: %w", err)

@@ -131,13 +131,20 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("creating manager: %w", err)
 	}
 
+	// Every controller that talks to Piopiy shares the accounts, the
+	// clients (and their connection pools) and one rate limit.
+	pio := piopiyDeps{
+		accounts: &account.Resolver{Reader: mgr.GetAPIReader(), Default: defaultAccount},
+		clients:  &call.ClientCache{Options: []piopiy.Option{piopiy.WithRESTBaseURL(o.restURL), piopiy.WithActionBaseURL(o.actionURL)}},
+		limiter:  rate.NewLimiter(rate.Limit(o.piopiyQPS), o.piopiyBurst),
+	}
 	calls := &call.Reconciler{
 		Client:        mgr.GetClient(),
 		APIReader:     mgr.GetAPIReader(),
 		Recorder:      mgr.GetEventRecorder("callfleet-call"),
-		Accounts:      &account.Resolver{Reader: mgr.GetAPIReader(), Default: defaultAccount},
-		Piopiy:        &call.ClientCache{Options: []piopiy.Option{piopiy.WithRESTBaseURL(o.restURL), piopiy.WithActionBaseURL(o.actionURL)}},
-		Limiter:       rate.NewLimiter(rate.Limit(o.piopiyQPS), o.piopiyBurst),
+		Accounts:      pio.accounts,
+		Piopiy:        pio.clients,
+		Limiter:       pio.limiter,
 		TokenKey:      streamKey,
 		SettleTimeout: o.settleTimeout,
 		CDRGrace:      o.cdrGrace,
@@ -146,7 +153,7 @@ func run(ctx context.Context, o options) error {
 	if err := calls.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up Call controller: %w", err)
 	}
-	if err := setupOtherControllers(ctx, mgr, o); err != nil {
+	if err := setupOtherControllers(ctx, mgr, o, pio); err != nil {
 		return err
 	}
 
