@@ -165,18 +165,15 @@ const (
 )
 
 // startCalls moves the cursor: it skips invalid and do-not-call contacts,
-// adopts Calls made before a restart, and creates Calls while the head
-// contact's window is open, slots are free and pacing allows. The head
+// adopts Calls made before a restart, and creates Calls while the Campaign
+// is not suspended, the head contact's window is open, slots are free and
+// pacing allows. The head
 // contact waits for its window even when later contacts (in other zones)
 // could be called: the cursor is one number, which is what makes a restart
 // resume exactly.
 func (r *Reconciler) startCalls(ctx context.Context, s *scope) error {
 	c := s.c
 	st := &c.Status
-	if c.Spec.Suspend {
-		s.wait("Suspended", "spec.suspend is true: no new Calls; Calls in flight go on")
-		return nil
-	}
 	if !s.expectationsMet {
 		// The Calls created last time will show in the cache and their
 		// create events wake this Campaign; the requeue only bounds a wait
@@ -226,6 +223,10 @@ func (r *Reconciler) startCalls(ctx context.Context, s *scope) error {
 			plan = append(plan, step{index: cur, adopt: true, tat: tat})
 			cur++
 			continue
+		}
+		if c.Spec.Suspend {
+			s.wait("Suspended", "spec.suspend is true: no new Calls; Calls in flight go on")
+			break
 		}
 		zone := ct.zone
 		if zone == nil {
