@@ -140,7 +140,8 @@ type InvalidContact struct {
 	Reason string `json:"reason"`
 }
 
-// CampaignStatus is the progress of a Campaign.
+// CampaignStatus is the progress of a Campaign. The counters are always
+// written, zeros included, so `kubectl get campaigns` shows 0, not blank.
 type CampaignStatus struct {
 	// observedGeneration is the generation last reconciled.
 	// +optional
@@ -149,27 +150,27 @@ type CampaignStatus struct {
 	// included (they end in skipped), so that once the campaign is done
 	// total = succeeded + failed + skipped.
 	// +optional
-	Total int64 `json:"total,omitempty"`
+	Total int64 `json:"total"`
 	// pending contacts the cursor has not reached yet.
 	// +optional
-	Pending int64 `json:"pending,omitempty"`
+	Pending int64 `json:"pending"`
 	// active Calls in flight.
 	// +optional
-	Active int64 `json:"active,omitempty"`
+	Active int64 `json:"active"`
 	// succeeded Calls (an outcome in successOutcomes).
 	// +optional
-	Succeeded int64 `json:"succeeded,omitempty"`
+	Succeeded int64 `json:"succeeded"`
 	// failed Calls.
 	// +optional
-	Failed int64 `json:"failed,omitempty"`
+	Failed int64 `json:"failed"`
 	// skipped contacts the cursor passed without a Call: do-not-call or
 	// invalid rows.
 	// +optional
-	Skipped int64 `json:"skipped,omitempty"`
+	Skipped int64 `json:"skipped"`
 	// cursor is the index of the next contact to start. Contact i is the
 	// i-th inline entry, then the CSV data rows of contactsFrom in order.
 	// +optional
-	Cursor int64 `json:"cursor,omitempty"`
+	Cursor int64 `json:"cursor"`
 	// paceTime is the pacing clock: each Call started moves it on by
 	// 60s/callsPerMinute, and a Call may start once it is at most one
 	// second's share of callsPerMinute ahead of now. Kept in status so a
