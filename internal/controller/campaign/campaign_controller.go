@@ -166,8 +166,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	// The finalizer goes on before the first Call, so deleting the Campaign
 	// always reaches its Calls.
-	if controllerutil.AddFinalizer(c, Finalizer) {
-		if err := r.Update(ctx, c); err != nil {
+	if orig := c.DeepCopy(); controllerutil.AddFinalizer(c, Finalizer) {
+		// A patch, not an update: an update would send the spec back as Go
+		// types see it and drop what they omit (suspend: false), bumping the
+		// generation for nothing.
+		if err := r.Patch(ctx, c, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -317,8 +320,9 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, c *voicev1alpha1.Campa
 	if len(calls) > 0 {
 		r.event(c, corev1.EventTypeNormal, "Deleting", "deleting %d Call(s) of the Campaign", len(calls))
 	}
+	orig := c.DeepCopy()
 	controllerutil.RemoveFinalizer(c, Finalizer)
-	if err := r.Update(ctx, c); client.IgnoreNotFound(err) != nil {
+	if err := r.Patch(ctx, c, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); client.IgnoreNotFound(err) != nil {
 		return ctrl.Result{}, err
 	}
 	r.forget(key)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,4 +53,37 @@ func TestSampleCampaign(t *testing.T) {
 	if len(c.Status.InvalidContacts) != 0 || c.Status.Cursor != 0 {
 		t.Fatalf("status: %s", describe(c))
 	}
+	// Adding the finalizer must not rewrite the spec (suspend: false).
+	if c.Generation != 1 {
+		t.Fatalf("generation %d: the controller changed the spec", c.Generation)
+	}
+}
+
+// TestDocsExampleCampaign applies the "Try it" manifest of docs/campaign.md
+// (the heredoc) so the guide cannot drift from the CRD.
+func TestDocsExampleCampaign(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "docs", "campaign.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	start := strings.Index(doc, "<<'EOF'\n")
+	end := strings.Index(doc, "\nEOF\n")
+	if start < 0 || end < start {
+		t.Fatal("no heredoc manifest in docs/campaign.md")
+	}
+	var u unstructured.Unstructured
+	if err := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(doc[start+len("<<'EOF'\n"):end]), 4096).Decode(&u.Object); err != nil {
+		t.Fatal(err)
+	}
+	u.SetNamespace(ns)
+	if err := k8s.Create(context.Background(), &u); err != nil {
+		t.Fatalf("docs example: %v", err)
+	}
+	waitCampaign(t, ns, u.GetName(), "read: 4 contacts, waiting for demo-bot", 30*time.Second, func(c *voicev1alpha1.Campaign) bool {
+		s := condition(c, voicev1alpha1.ConditionStalled)
+		return s != nil && s.Reason == "EndpointNotFound" && c.Status.Total == 4
+	})
 }
