@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -798,21 +800,25 @@ func (r *HandoffReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&voicev1alpha1.Call{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
-			c, ok := o.(*voicev1alpha1.Call)
-			return ok && (c.Spec.Handoff != nil || c.Status.Handoff != nil)
-		}))).
+		For(&voicev1alpha1.Call{}, builder.WithPredicates(callPredicate())).
 		Watches(&voicev1alpha1.AgentPool{}, handler.EnqueueRequestsFromMapFunc(r.callsOf),
-			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
+			builder.WithPredicates(predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+				// Counts and conditions do not move a handoff; agents and
+				// their reservations do.
+				o, ok1 := e.ObjectOld.(*voicev1alpha1.AgentPool)
+				n, ok2 := e.ObjectNew.(*voicev1alpha1.AgentPool)
+				return !ok1 || !ok2 || o.Generation != n.Generation || !equality.Semantic.DeepEqual(o.Status.Agents, n.Status.Agents)
+			}})).
 		Named("handoff").
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
 		Complete(r)
 }
 
 // callsOf maps an AgentPool to the Calls its change may move: those
-// waiting for an agent and those holding one.
+// holding an agent, and those the queue serves next. The rest of the queue
+// waits for its turn (or its own timer) rather than waking on every change.
 func (r *HandoffReconciler) callsOf(ctx context.Context, o client.Object) []reconcile.Request {
-	pool := o.(*voicev1alpha1.AgentPool)
+	pool := o.(*voicev1alpha1.AgentPool).DeepCopy()
 	var out []reconcile.Request
 	seen := map[string]bool{}
 	for _, name := range reservedCalls(pool) {
@@ -824,9 +830,21 @@ func (r *HandoffReconciler) callsOf(ctx context.Context, o client.Object) []reco
 		log.FromContext(ctx).Error(err, "Listing the Calls of an AgentPool")
 		return out
 	}
+	now := r.Now()
+	var ws []waiter
 	for i := range calls {
 		if c := &calls[i]; !seen[c.Name] && seeking(c) {
-			out = append(out, request(c.Namespace, c.Name))
+			ws = append(ws, waiterOf(c, now))
+		}
+	}
+	sortWaiters(ws)
+	normalize(pool)
+	p := newPlanner(pool)
+	for _, w := range ws {
+		i := p.pick(w.skills, w.tried)
+		if i >= 0 {
+			p.take(i, now)
+			out = append(out, request(pool.Namespace, w.name))
 		}
 	}
 	return out

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"sync"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
@@ -43,10 +46,11 @@ func poolOf(c *voicev1alpha1.Call) string {
 	return c.Spec.Handoff.AgentPoolRef.Name
 }
 
-// callsOfPool lists the Calls handing off to a pool, from the cache.
+// callsOfPool lists the Calls handing off to a pool, from the cache. The
+// items share memory with the cache: read them, never change them.
 func callsOfPool(ctx context.Context, c client.Reader, ns, pool string) ([]voicev1alpha1.Call, error) {
 	var list voicev1alpha1.CallList
-	if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{IndexPool: pool}); err != nil {
+	if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{IndexPool: pool}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	return list.Items, nil
@@ -54,4 +58,39 @@ func callsOfPool(ctx context.Context, c client.Reader, ns, pool string) ([]voice
 
 func request(ns, name string) reconcile.Request {
 	return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}
+}
+
+// handoffChanged reports whether a Call update matters to a handoff: its
+// spec, its handoff, whether it is answered or over, its stream's state.
+// The stream gateway's and the Call controller's other writes do not.
+func handoffChanged(o, n *voicev1alpha1.Call) bool {
+	return o.Generation != n.Generation || !o.DeletionTimestamp.Equal(n.DeletionTimestamp) ||
+		!equality.Semantic.DeepEqual(o.Status.Handoff, n.Status.Handoff) ||
+		answered(o) != answered(n) || callEnded(o) != callEnded(n) || streamPhase(o) != streamPhase(n)
+}
+
+func streamPhase(c *voicev1alpha1.Call) voicev1alpha1.StreamPhase {
+	if c.Status.Stream == nil {
+		return ""
+	}
+	return c.Status.Stream.State
+}
+
+// callPredicate passes Calls with a handoff, and of their updates those
+// that matter to it.
+func callPredicate() predicate.Predicate {
+	has := func(o client.Object) bool {
+		c, ok := o.(*voicev1alpha1.Call)
+		return ok && (c.Spec.Handoff != nil || c.Status.Handoff != nil)
+	}
+	return predicate.Funcs{
+		CreateFunc:  func(e event.CreateEvent) bool { return has(e.Object) },
+		DeleteFunc:  func(e event.DeleteEvent) bool { return has(e.Object) },
+		GenericFunc: func(e event.GenericEvent) bool { return has(e.Object) },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*voicev1alpha1.Call)
+			n, ok2 := e.ObjectNew.(*voicev1alpha1.Call)
+			return ok1 && ok2 && (has(o) || has(n)) && handoffChanged(o, n)
+		},
+	}
 }

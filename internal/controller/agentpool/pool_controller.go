@@ -16,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
@@ -235,10 +234,7 @@ func (r *PoolReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager)
 				}
 				return nil
 			}),
-			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
-				c, ok := o.(*voicev1alpha1.Call)
-				return ok && (c.Spec.Handoff != nil || c.Status.Handoff != nil)
-			}))).
+			builder.WithPredicates(callPredicate())).
 		Named("agentpool").
 		Complete(r)
 }

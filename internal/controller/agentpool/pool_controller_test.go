@@ -6,8 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
@@ -153,32 +154,27 @@ func TestHundredCallsTenAgents(t *testing.T) {
 	}
 	env.SetScenario(nil, agents)
 	create(t, pool)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := env.NewCall(fmt.Sprintf("hundred-%03d", i), pool.Name, func(c *voicev1alpha1.Call) {
-				c.Labels = map[string]string{"test": "hundred"}
-				c.Spec.Handoff.Requested = true
-				c.Spec.Handoff.OnNoAgent = agentpool.OnNoAgentHangup
-				c.Spec.Stream.ListenMode = voicev1alpha1.ListenCaller
-			})
-			if err := env.K8s.Create(ctx, c); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
-	t.Cleanup(func() {
-		_ = env.K8s.DeleteAllOf(context.Background(), &voicev1alpha1.Call{}, client.InNamespace(env.Namespace), client.MatchingLabels{"test": "hundred"})
+	// The Calls are dialed at a steady pace and answered first; then all
+	// 100 ask for a human at once. Their streams are paused: audio is the
+	// gateway benchmark's business, this is about reservations.
+	names, err := env.LiveCalls(ctx, "hundred", pool.Name, n, 25, 3*time.Minute, func(c *voicev1alpha1.Call) {
+		c.Spec.Handoff.OnNoAgent = agentpool.OnNoAgentHangup
+		c.Spec.Stream.ListenMode = voicev1alpha1.ListenCaller
+		c.Spec.Stream.State = voicev1alpha1.StreamPaused
 	})
+	t.Cleanup(func() { _ = env.DeleteCalls(context.Background(), "hundred") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := env.RequestAll(ctx, names); err != nil {
+		t.Fatal(err)
+	}
 
 	var calls voicev1alpha1.CallList
 	outcomes := map[string]int{}
-	err := func() error {
-		end := time.Now().Add(6 * time.Minute)
+	err = func() error {
+		end, last := time.Now().Add(6*time.Minute), time.Now()
 		for {
 			if err := env.K8s.List(ctx, &calls, client.InNamespace(env.Namespace)); err != nil {
 				return err
@@ -199,7 +195,31 @@ func TestHundredCallsTenAgents(t *testing.T) {
 				return nil
 			}
 			if time.Now().After(end) {
+				for i := range calls.Items {
+					if c := &calls.Items[i]; strings.HasPrefix(c.Name, "hundred-") && !ended(c) {
+						rec, _ := env.SimCall(c.Spec.To)
+						t.Logf("%s not ended: %s; sim: state %s outcome %s streams %d bridges %d events %d", c.Name, describe(c), rec.State, rec.Outcome, len(rec.Streams), len(rec.Bridges), len(rec.Events))
+						for _, e := range rec.Events {
+							t.Logf("  sim event %d %s leg %s created %s delivered %v gave up %v attempts %+v", e.Seq, e.Status, e.Leg, e.CreatedAt.Format("15:04:05.000"), e.Delivered, e.GaveUp, e.Attempts)
+						}
+						logEvents(t, c.Name)
+						break
+					}
+				}
+				if mfs, err := ctrlmetrics.Registry.Gather(); err == nil {
+					for _, mf := range mfs {
+						if mf.GetName() == "callfleet_webhook_events_total" {
+							for _, m := range mf.GetMetric() {
+								t.Logf("webhooks %v: %v", m.GetLabel(), m.GetCounter().GetValue())
+							}
+						}
+					}
+				}
 				return fmt.Errorf("%d of %d calls ended; phases %v", done, n, outcomes)
+			}
+			if time.Since(last) > 15*time.Second {
+				last = time.Now()
+				t.Logf("%s: %v", time.Since(start).Round(time.Second), outcomes)
 			}
 			time.Sleep(500 * time.Millisecond)
 		}
@@ -226,6 +246,7 @@ func TestHundredCallsTenAgents(t *testing.T) {
 	if bridged == 0 {
 		t.Error("no call was handed off")
 	}
+	logAgentGaps(t, calls.Items)
 
 	// The sim's record of every agent leg: never two at once, rung or talking.
 	legs := 0
@@ -247,4 +268,37 @@ func TestHundredCallsTenAgents(t *testing.T) {
 	}
 	t.Logf("bridged %d, timed out %d; utilisation gauge now %v", bridged, n-bridged,
 		metric(t, "callfleet_agentpool_utilisation_ratio", map[string]string{"namespace": env.Namespace, "pool": pool.Name}))
+}
+
+// logAgentGaps logs how long agents sat free between calls (previous
+// call's endedTime to the next agentAssignedTime, one-second resolution):
+// the handoff pipeline's own overhead.
+func logAgentGaps(t *testing.T, calls []voicev1alpha1.Call) {
+	by := map[string][]*voicev1alpha1.CallHandoffStatus{}
+	for i := range calls {
+		if h := calls[i].Status.Handoff; h != nil && h.AgentAssignedTime != nil && h.EndedTime != nil {
+			by[h.Agent] = append(by[h.Agent], h)
+		}
+	}
+	var gaps, rings []time.Duration
+	for _, hs := range by {
+		sort.Slice(hs, func(i, j int) bool { return hs[i].AgentAssignedTime.Before(hs[j].AgentAssignedTime) })
+		for i := range hs {
+			if hs[i].BridgedTime != nil {
+				rings = append(rings, hs[i].BridgedTime.Sub(hs[i].AgentAssignedTime.Time))
+			}
+			if i > 0 {
+				gaps = append(gaps, hs[i].AgentAssignedTime.Sub(hs[i-1].EndedTime.Time))
+			}
+		}
+	}
+	q := func(d []time.Duration, p float64) time.Duration {
+		if len(d) == 0 {
+			return 0
+		}
+		slices.Sort(d)
+		return d[int(p*float64(len(d)-1))].Round(10 * time.Millisecond)
+	}
+	t.Logf("agent free between calls (ended → next assigned): p50 %s p90 %s max %s; assigned → bridged: p50 %s p90 %s max %s",
+		q(gaps, .5), q(gaps, .9), q(gaps, 1), q(rings, .5), q(rings, .9), q(rings, 1))
 }

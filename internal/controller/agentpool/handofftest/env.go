@@ -372,3 +372,90 @@ func Eventually(timeout time.Duration, cond func() error) error {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// LiveCalls creates n Calls named prefix-000… handing off to pool (not yet
+// requested), at most perSecond a second, and waits until every one is
+// answered with its stream at the gateway. Pacing keeps the dials from
+// swamping a small machine: what is measured and tested is the handoff.
+func (e *Env) LiveCalls(ctx context.Context, prefix, pool string, n, perSecond int, timeout time.Duration, mut ...func(*voicev1alpha1.Call)) ([]string, error) {
+	names := make([]string, n)
+	tick := time.NewTicker(time.Second / time.Duration(max(perSecond, 1)))
+	defer tick.Stop()
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range names {
+		names[i] = fmt.Sprintf("%s-%03d", prefix, i)
+		<-tick.C
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := e.NewCall(names[i], pool, mut...)
+			if c.Labels == nil {
+				c.Labels = map[string]string{}
+			}
+			c.Labels["handofftest"] = prefix
+			if err := e.K8s.Create(ctx, c); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return names, err
+	}
+	err := Eventually(timeout, func() error {
+		var list voicev1alpha1.CallList
+		if err := e.K8s.List(ctx, &list, client.InNamespace(e.Namespace), client.MatchingLabels{"handofftest": prefix}); err != nil {
+			return err
+		}
+		live, phases := 0, map[string]int{}
+		for _, c := range list.Items {
+			s := c.Status.Stream
+			if c.Status.Phase == voicev1alpha1.CallInProgress && s != nil && s.ConnectedTime != nil && s.DisconnectedTime == nil {
+				live++
+			}
+			phases[string(c.Status.Phase)]++
+		}
+		if live < n {
+			return fmt.Errorf("%d of %d Calls live with their stream connected; phases %v", live, n, phases)
+		}
+		return nil
+	})
+	return names, err
+}
+
+// RequestAll sets spec.handoff.requested on every named Call at once and
+// returns when each write has landed, with the time it was sent.
+func (e *Env) RequestAll(ctx context.Context, names []string) (map[string]time.Time, error) {
+	var mu sync.Mutex
+	sent := make(map[string]time.Time, len(names))
+	errs := make(chan error, len(names))
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for _, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			err := e.UpdateSpec(ctx, name, func(c *voicev1alpha1.Call) {
+				mu.Lock()
+				sent[name] = time.Now()
+				mu.Unlock()
+				c.Spec.Handoff.Requested = true
+			})
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	return sent, <-errs
+}
+
+// DeleteCalls deletes the Calls LiveCalls made with prefix.
+func (e *Env) DeleteCalls(ctx context.Context, prefix string) error {
+	return e.K8s.DeleteAllOf(ctx, &voicev1alpha1.Call{}, client.InNamespace(e.Namespace), client.MatchingLabels{"handofftest": prefix})
+}
