@@ -158,6 +158,17 @@ var (
 	webhookToken string
 )
 
+// fixedNow, when set, is the Campaign controller's clock (a sequential
+// test sets it; nothing else runs then).
+var fixedNow atomic.Pointer[time.Time]
+
+func campaignNow() time.Time {
+	if t := fixedNow.Load(); t != nil {
+		return *t
+	}
+	return time.Now()
+}
+
 type runningManager struct {
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -201,6 +212,7 @@ func startManager() error {
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("callfleet-campaign"),
+		Now:       campaignNow,
 	}
 	if err := campaigns.SetupWithManager(ctx, mgr); err != nil {
 		cancel()
