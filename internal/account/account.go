@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -49,6 +51,19 @@ type Resolver struct {
 	Reader client.Reader
 	// Default is the manager's default account; empty Name means none.
 	Default types.NamespacedName
+	// TTL keeps a resolved account this long, so a burst of dials costs one
+	// Secret read, and a rotated Secret is in use within TTL (0: 10s).
+	TTL time.Duration
+	// Now is the clock (tests).
+	Now func() time.Time
+
+	mu    sync.Mutex
+	cache map[types.NamespacedName]cached
+}
+
+type cached struct {
+	acct    *Account
+	expires time.Time
 }
 
 var digits = regexp.MustCompile(`^[1-9][0-9]{6,15}$`)
@@ -62,6 +77,34 @@ func (r *Resolver) Resolve(ctx context.Context, call *voicev1alpha1.Call) (*Acco
 	if key.Name == "" {
 		return nil, fmt.Errorf("%w: the Call has no accountRef and the manager has no default account (--default-account)", ErrNotFound)
 	}
+	now := time.Now()
+	if r.Now != nil {
+		now = r.Now()
+	}
+	r.mu.Lock()
+	c, ok := r.cache[key]
+	r.mu.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.acct, nil
+	}
+	acct, err := r.read(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	ttl := r.TTL
+	if ttl == 0 {
+		ttl = 10 * time.Second
+	}
+	r.mu.Lock()
+	if r.cache == nil {
+		r.cache = map[types.NamespacedName]cached{}
+	}
+	r.cache[key] = cached{acct: acct, expires: now.Add(ttl)}
+	r.mu.Unlock()
+	return acct, nil
+}
+
+func (r *Resolver) read(ctx context.Context, key types.NamespacedName) (*Account, error) {
 	source := key.String()
 	var s corev1.Secret
 	if err := r.Reader.Get(ctx, key, &s); err != nil {

@@ -4,11 +4,21 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
 )
+
+// ConflictBackoff is how writers of a Call's status retry conflicts: the
+// webhook receiver, the Call controller, the handoff controller and the
+// gateway all write it, so conflicts are normal under load, and giving up
+// costs a redelivery (receiver) or a needless settle (controller). It spreads
+// ten tries over about a second.
+var ConflictBackoff = wait.Backoff{Steps: 10, Duration: 10 * time.Millisecond, Factor: 1.5, Jitter: 0.2}
 
 // IndexEndpoint indexes Calls by the StreamEndpoint they stream to.
 const IndexEndpoint = "spec.streamEndpointRef.name"

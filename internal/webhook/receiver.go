@@ -21,7 +21,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -105,11 +104,6 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
-// conflictBackoff spreads retries over about a second: the Call controller,
-// the gateway and the handoff controller write the same status, and giving
-// up means a 503 and a redelivery minutes later.
-var conflictBackoff = wait.Backoff{Steps: 10, Duration: 10 * time.Millisecond, Factor: 1.5, Jitter: 0.2}
-
 // ignored is the result for webhooks of calls callfleet did not place.
 const ignored callstate.Result = "ignored"
 
@@ -124,7 +118,7 @@ func (rc *Receiver) apply(ctx context.Context, wh *piopiy.Webhook) (callstate.Re
 	ref := klog.KRef(key.Namespace, key.Name)
 	var result callstate.Result
 	fresh := false
-	err = retry.RetryOnConflict(conflictBackoff, func() error {
+	err = retry.RetryOnConflict(callstate.ConflictBackoff, func() error {
 		call := &voicev1alpha1.Call{}
 		err := rc.Client.Get(ctx, key, call)
 		if fresh || apierrors.IsNotFound(err) {

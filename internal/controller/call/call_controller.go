@@ -87,7 +87,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	// The finalizer goes on before any dial, so a Call deleted mid-call is
 	// always hung up.
 	if controllerutil.AddFinalizer(call, Finalizer) {
-		return ctrl.Result{}, r.Update(ctx, call)
+		// Go on in the same pass: the Update returns the new version, so
+		// the dial does not wait for the watch to bring it back.
+		if err := r.Update(ctx, call); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 
 	before := call.Status.DeepCopy()

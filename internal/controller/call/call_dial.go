@@ -247,7 +247,7 @@ func (r *Reconciler) recordDialResult(ctx context.Context, call *voicev1alpha1.C
 // only fill in, never overwrite what a webhook recorded.
 func (r *Reconciler) updateAttempt(ctx context.Context, call *voicev1alpha1.Call, attemptID string, mutate func(a *voicev1alpha1.CallAttempt, last bool)) error {
 	first := true
-	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+	return retry.RetryOnConflict(callstate.ConflictBackoff, func() error {
 		if !first {
 			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(call), call); err != nil {
 				return err

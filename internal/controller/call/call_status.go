@@ -2,6 +2,7 @@ package call
 
 import (
 	"errors"
+	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -52,7 +53,13 @@ func (r *Reconciler) summarize(call *voicev1alpha1.Call, err error) {
 		r.setCondition(call, voicev1alpha1.ConditionReconciling, false, stalled.reason, "")
 		r.setCondition(call, voicev1alpha1.ConditionStalled, true, stalled.reason, stalled.Error())
 	default:
-		reason, msg := string(st.Phase), "the call is in progress"
+		// While an attempt is in flight the webhooks move the phase
+		// (Ringing, InProgress); the conditions stay put so that each webhook
+		// costs one status write, not two. status.phase has the detail.
+		reason, msg := string(st.Phase), "waiting to dial"
+		if a := callstate.Current(st); a != nil && a.State != voicev1alpha1.AttemptEnded {
+			reason, msg = "AttemptInFlight", fmt.Sprintf("attempt %d is in flight; status.phase has its progress", a.Number)
+		}
 		if c := meta.FindStatusCondition(st.Conditions, ConditionEndpointReady); c != nil && c.Status == metav1.ConditionFalse {
 			reason, msg = c.Reason, c.Message
 		} else if st.Phase == voicev1alpha1.CallRetrying && st.NextAttemptTime != nil {
