@@ -3,6 +3,7 @@ package call
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -58,6 +59,10 @@ type Reconciler struct {
 	// worker for the length of Piopiy's reply.
 	Workers int
 	Now     func() time.Time
+
+	// unrecorded holds dial results (by attempt id) this process got from
+	// Piopiy but could not write to status yet.
+	unrecorded sync.Map
 }
 
 // Defaults for the Reconciler's tunables.

@@ -132,7 +132,10 @@ func (r *Reconciler) dial(ctx context.Context, call *voicev1alpha1.Call) (ctrl.R
 		logger.Info("Piopiy refused the call", "attempt", n, "error", dialErr.Error())
 	}
 	if err := r.recordDialResult(ctx, call, attempt.ID, result); err != nil {
-		// The attempt stays in Intent: it is settled like an ambiguous one.
+		// Kept in memory so the next pass records it; if this process dies
+		// first, the attempt stays in Intent and is settled like an
+		// ambiguous one.
+		r.unrecorded.Store(attempt.ID, result)
 		return ctrl.Result{}, fmt.Errorf("recording dial result of attempt %d: %w", n, err)
 	}
 	switch result.kind {

@@ -31,6 +31,15 @@ func (r *Reconciler) reconcileInFlight(ctx context.Context, call *voicev1alpha1.
 	}
 	switch a.State {
 	case voicev1alpha1.AttemptIntent, voicev1alpha1.AttemptUnknown:
+		if v, ok := r.unrecorded.LoadAndDelete(a.ID); ok && a.State == voicev1alpha1.AttemptIntent {
+			// This process made the POST but could not write its result.
+			res := v.(dialResult)
+			if err := r.recordDialResult(ctx, call, a.ID, res); err != nil {
+				r.unrecorded.Store(a.ID, res)
+				return ctrl.Result{}, err
+			}
+			return r.afterDial(call, res)
+		}
 		if a.State == voicev1alpha1.AttemptIntent {
 			// Intent at the start of a reconcile means the process that wrote
 			// it stopped before recording the POST's result.
