@@ -6,23 +6,18 @@
 package call
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"os"
 	"runtime"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -128,7 +123,7 @@ func run(b *testing.B, rate, n int, nsName string) {
 	if phases[voicev1alpha1.CallFailed] > 0 {
 		b.Errorf("%d of %d Calls failed (the sim answers every one): %v", phases[voicev1alpha1.CallFailed], n, phases)
 	}
-	writes := diff(apiserverWrites(b), writesBefore)
+	writes := harness.WritesBetween(writesBefore, apiserverWrites(b))
 
 	dialed := map[string]time.Time{}
 	for _, r := range h.Sim.Calls() {
@@ -164,53 +159,10 @@ func run(b *testing.B, rate, n int, nsName string) {
 	fmt.Printf("  apiserver writes per answered+streamed Call life (excl. the user's create): calls %.2f, calls/status %.2f, events %.2f\n", callWrites, statusWrites, eventWrites)
 }
 
-// apiserverWrites reads apiserver_request_total for write verbs, by
-// resource[/subresource].
 func apiserverWrites(b *testing.B) map[string]int {
-	cs, err := kubernetes.NewForConfig(h.Env.Config)
+	w, err := harness.APIServerWrites(h.Env.Config)
 	if err != nil {
 		b.Fatal(err)
 	}
-	raw, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
-	out := map[string]int{}
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "apiserver_request_total{") {
-			continue
-		}
-		labels := line[strings.Index(line, "{")+1 : strings.LastIndex(line, "}")]
-		l := map[string]string{}
-		for _, kv := range strings.Split(labels, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			l[k] = strings.Trim(v, `"`)
-		}
-		switch l["verb"] {
-		case "POST", "PUT", "PATCH", "DELETE", "CREATE", "UPDATE", "APPLY":
-		default:
-			continue
-		}
-		if l["code"] != "" && l["code"][0] != '2' {
-			continue
-		}
-		key := l["resource"]
-		if l["subresource"] != "" {
-			key += "/" + l["subresource"]
-		}
-		v, _ := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
-		out[key] += int(v)
-	}
-	return out
-}
-
-func diff(after, before map[string]int) map[string]int {
-	out := map[string]int{}
-	for k, v := range after {
-		out[k] = v - before[k]
-	}
-	return out
+	return w
 }
