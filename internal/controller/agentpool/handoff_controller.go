@@ -92,8 +92,9 @@ type HandoffReconciler struct {
 	BridgeWait time.Duration
 	Now        func() time.Time
 
-	mu   sync.Mutex
-	seen map[types.NamespacedName]*seenHandoff
+	mu    sync.Mutex
+	seen  map[types.NamespacedName]*seenHandoff
+	locks map[string]*sync.Mutex // per pool: one batch at a time in this process
 }
 
 // seenHandoff remembers what was counted and announced for one handoff.
@@ -217,6 +218,17 @@ func (r *HandoffReconciler) seek(ctx context.Context, c *voicev1alpha1.Call) (ct
 	}
 
 	normalize(pool)
+	if hasReservations(pool, c.Name) {
+		// Booked for this very version of the Call (by a batch, or by a
+		// writer that stopped before binding): bind it. Anything else goes
+		// the careful way, which drops what can no longer bind.
+		if a := pendingFor(pool, c); a != nil {
+			if res, done, err := r.bind(ctx, c, a, pool.Name); done {
+				return res, err
+			}
+		}
+		return r.reserve(ctx, c, pool, deadline)
+	}
 	waiters, queued, err := r.waiters(ctx, c, pool, now)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -224,7 +236,114 @@ func (r *HandoffReconciler) seek(ctx context.Context, c *voicev1alpha1.Call) (ct
 	if !servedNow(newPlanner(pool), waiters, c.Name, now) {
 		return r.queue(ctx, c, pool, queued, deadline)
 	}
+	if a := r.reserveBatch(ctx, c, pool, waiters, now); a != nil {
+		if res, done, err := r.bind(ctx, c, a, pool.Name); done {
+			return res, err
+		}
+	}
 	return r.reserve(ctx, c, pool, deadline)
+}
+
+// pendingFor returns the agent booked for the Call at its current version,
+// when it may still take it.
+func pendingFor(pool *voicev1alpha1.AgentPool, c *voicev1alpha1.Call) *voicev1alpha1.Agent {
+	for i := range pool.Spec.Agents {
+		a := &pool.Spec.Agents[i]
+		s := agentStatus(&pool.Status, a.Name)
+		if a.Paused || s == nil {
+			continue
+		}
+		for _, res := range s.Reservations {
+			if res.Call == c.Name && res.CallResourceVersion == c.ResourceVersion {
+				return a
+			}
+		}
+	}
+	return nil
+}
+
+// reserveBatch books, in one pool write, an agent for every waiting Call
+// the queue serves now (c among them), each against the version of the Call
+// in the cache: a burst of requests then costs one pool write per round, not
+// one per Call plus the conflicts of all the others. Each Call binds its own
+// reservation in its own reconcile (the pool's change wakes them); one made
+// against a stale version cannot bind and is remade the careful way. It
+// returns c's agent, or nil when the batch did not land.
+func (r *HandoffReconciler) reserveBatch(ctx context.Context, c *voicev1alpha1.Call, pool *voicev1alpha1.AgentPool, waiters []waiter, now time.Time) *voicev1alpha1.Agent {
+	mu := r.poolLock(c.Namespace + "/" + pool.Name)
+	mu.Lock()
+	defer mu.Unlock()
+	p := pool.DeepCopy()
+	pl := newPlanner(p)
+	t := metav1.NewTime(now)
+	var mine *voicev1alpha1.Agent
+	for _, w := range waiters {
+		if w.reserved {
+			continue
+		}
+		i := pl.pick(w.skills, w.tried)
+		if i < 0 {
+			continue
+		}
+		pl.take(i, now)
+		s := agentStatus(&p.Status, p.Spec.Agents[i].Name)
+		s.Reservations = append(s.Reservations, voicev1alpha1.AgentReservation{Call: w.name, Since: t, CallResourceVersion: w.rv})
+		s.LastAssignedTime = &t
+		if w.name == c.Name {
+			a := p.Spec.Agents[i]
+			mine = &a
+		}
+	}
+	if mine == nil {
+		return nil
+	}
+	p.Status.RoundRobinNext = int32(pl.rrNext)
+	normalize(p)
+	if err := r.Status().Update(ctx, p); err != nil {
+		if !apierrors.IsConflict(err) {
+			log.FromContext(ctx).Error(err, "Booking agents for the queue")
+		}
+		return nil
+	}
+	return mine
+}
+
+func (r *HandoffReconciler) poolLock(key string) *sync.Mutex {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.locks == nil {
+		r.locks = map[string]*sync.Mutex{}
+	}
+	mu := r.locks[key]
+	if mu == nil {
+		mu = &sync.Mutex{}
+		r.locks[key] = mu
+	}
+	return mu
+}
+
+// bind writes the Call's handoff Ringing with the agent booked for it,
+// conditional on the version the booking was made against. done is false
+// when that version is gone (a conflict): the caller books the careful way.
+func (r *HandoffReconciler) bind(ctx context.Context, c *voicev1alpha1.Call, a *voicev1alpha1.Agent, pool string) (ctrl.Result, bool, error) {
+	now := r.Now()
+	upd := c.DeepCopy()
+	h, fresh := r.started(upd, now)
+	t := metav1.NewTime(now)
+	h.Phase = voicev1alpha1.HandoffRinging
+	h.Agent, h.Number = a.Name, a.Number
+	h.AgentAssignedTime = &t
+	h.BridgeSentTime, h.BridgedTime, h.EndedTime = nil, nil, nil
+	if err := r.Status().Update(ctx, upd); err != nil {
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{}, false, nil
+		}
+		return ctrl.Result{}, true, client.IgnoreNotFound(err)
+	}
+	r.announceStart(upd, fresh)
+	r.assigned(client.ObjectKeyFromObject(c), a.Number, now)
+	r.event(upd, "Normal", "AgentAssigned", "ringing agent %s (%s) of %s", a.Name, a.Number, pool)
+	return ctrl.Result{RequeueAfter: r.BridgeWait}, true, nil
 }
 
 // waiters lists the pool's Calls waiting for an agent (c as given), in
@@ -244,14 +363,16 @@ func (r *HandoffReconciler) waiters(ctx context.Context, c *voicev1alpha1.Call, 
 		if o.Status.Handoff != nil && o.Status.Handoff.Phase == voicev1alpha1.HandoffQueued {
 			queued++
 		}
-		ws = append(ws, waiterOf(o, now))
+		w := waiterOf(o, now)
+		w.reserved = hasReservations(pool, o.Name)
+		ws = append(ws, w)
 	}
 	sortWaiters(ws)
 	return ws, queued, nil
 }
 
 func waiterOf(c *voicev1alpha1.Call, now time.Time) waiter {
-	w := waiter{name: c.Name, requested: requestedAt(c, now)}
+	w := waiter{name: c.Name, requested: requestedAt(c, now), rv: c.ResourceVersion}
 	if c.Spec.Handoff != nil {
 		w.skills = c.Spec.Handoff.Skills
 	}
@@ -379,28 +500,18 @@ func (r *HandoffReconciler) reserve(ctx context.Context, c *voicev1alpha1.Call, 
 		if plan.agent == nil {
 			return r.queue(ctx, fresh, pool, r.queuedOthers(ctx, fresh), deadline)
 		}
-		upd := fresh.DeepCopy()
-		h, isNew := r.started(upd, now)
-		t := metav1.NewTime(now)
-		h.Phase = voicev1alpha1.HandoffRinging
-		h.Agent, h.Number = plan.agent.Name, plan.agent.Number
-		h.AgentAssignedTime = &t
-		h.BridgeSentTime, h.BridgedTime, h.EndedTime = nil, nil, nil
-		err := r.Status().Update(ctx, upd)
-		if err == nil {
-			r.announceStart(upd, isNew)
-			r.assigned(key, plan.agent.Number, now)
-			r.event(upd, "Normal", "AgentAssigned", "ringing agent %s (%s) of %s", plan.agent.Name, plan.agent.Number, pool.Name)
-			logger.V(1).Info("Agent assigned", "agent", plan.agent.Name, "adopted", plan.adopted, "tries", try+1)
-			return ctrl.Result{RequeueAfter: r.BridgeWait}, nil
-		}
-		if apierrors.IsConflict(err) {
+		res, done, err := r.bind(ctx, fresh, plan.agent, pool.Name)
+		if !done {
 			// The reservation can no longer bind: the next try drops or
-			// reuses it.
+			// remakes it.
 			continue
 		}
-		// The Call write failed for good: release the reservation.
-		return ctrl.Result{}, errors.Join(err, r.release(ctx, c.Namespace, pool.Name, c.Name))
+		if err != nil {
+			// The Call write failed for good: release the reservation.
+			return ctrl.Result{}, errors.Join(err, r.release(ctx, c.Namespace, pool.Name, c.Name))
+		}
+		logger.V(1).Info("Agent assigned", "agent", plan.agent.Name, "adopted", plan.adopted, "tries", try+1)
+		return res, nil
 	}
 	if err := r.release(ctx, c.Namespace, pool.Name, c.Name); err != nil {
 		logger.Error(err, "Releasing a reservation that did not bind")

@@ -301,6 +301,8 @@ type waiter struct {
 	requested time.Time
 	skills    []string
 	tried     []string
+	rv        string // the Call's resourceVersion as seen
+	reserved  bool   // already holds a reservation: served
 }
 
 func sortWaiters(ws []waiter) {
@@ -319,6 +321,9 @@ func sortWaiters(ws []waiter) {
 func servedNow(p *planner, waiters []waiter, self string, now time.Time) bool {
 	p = p.clone()
 	for _, w := range waiters {
+		if w.reserved && w.name != self {
+			continue
+		}
 		i := p.pick(w.skills, w.tried)
 		if w.name == self {
 			return i >= 0
