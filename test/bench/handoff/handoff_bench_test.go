@@ -10,25 +10,22 @@
 package handoff
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	eventsv1 "k8s.io/api/events/v1"
-	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
 	"github.com/callfleet/callfleet/internal/controller/agentpool/handofftest"
 	"github.com/callfleet/callfleet/internal/sim"
+	"github.com/callfleet/callfleet/test/harness"
 )
 
 var env *handofftest.Env
@@ -141,7 +138,7 @@ func run(b *testing.B, prefix string, n int, viaBot bool) {
 	}); err != nil {
 		b.Fatal(err)
 	}
-	writes := diff(apiserverWrites(b), writesBefore)
+	writes := harness.WritesBetween(writesBefore, apiserverWrites(b))
 	assigned, err := assignedTimes(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -212,55 +209,12 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-func diff(after, before map[string]int) map[string]int {
-	out := map[string]int{}
-	for k, v := range after {
-		out[k] = v - before[k]
-	}
-	return out
-}
-
-// apiserverWrites reads apiserver_request_total for successful writes, by
-// resource[/subresource].
 func apiserverWrites(b *testing.B) map[string]int {
-	cs, err := kubernetes.NewForConfig(env.H.Env.Config)
+	w, err := harness.APIServerWrites(env.H.Env.Config)
 	if err != nil {
 		b.Fatal(err)
 	}
-	raw, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
-	out := map[string]int{}
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "apiserver_request_total{") {
-			continue
-		}
-		labels := line[strings.Index(line, "{")+1 : strings.LastIndex(line, "}")]
-		l := map[string]string{}
-		for _, kv := range strings.Split(labels, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			l[k] = strings.Trim(v, `"`)
-		}
-		switch l["verb"] {
-		case "POST", "PUT", "PATCH", "DELETE", "CREATE", "UPDATE", "APPLY":
-		default:
-			continue
-		}
-		if l["code"] == "" || l["code"][0] != '2' {
-			continue
-		}
-		key := l["resource"]
-		if l["subresource"] != "" {
-			key += "/" + l["subresource"]
-		}
-		v, _ := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
-		out[key] += int(v)
-	}
-	return out
+	return w
 }
 
 // assignedTimes reads when the handoff controller bound each Call to its
