@@ -260,7 +260,12 @@ func TestBotRequestsHandoff(t *testing.T) {
 	})
 	env.SetScenario(nil, map[string]sim.AgentBehaviour{pool.Spec.Agents[1].Number: {AnswerDelay: 200 * time.Millisecond, TalkFor: 2 * time.Second}})
 	create(t, pool)
-	c := env.NewCall("bot-1", pool.Name)
+	// keepStreaming with the default listenMode caller: the agent's voice
+	// would not be on the stream, which the Call's condition says.
+	c := env.NewCall("bot-1", pool.Name, func(c *voicev1alpha1.Call) {
+		c.Spec.Handoff.KeepStreaming = true
+		c.Spec.Stream.ListenMode = voicev1alpha1.ListenCaller
+	})
 	bc := connected(t, c)
 	if err := bc.Send(map[string]any{"type": "handoff", "reason": "the customer asked for a human"}); err != nil {
 		t.Fatal(err)
@@ -271,6 +276,9 @@ func TestBotRequestsHandoff(t *testing.T) {
 	h := cur.Status.Handoff
 	if h.Source != agentpool.SourceBot || h.Reason != "the customer asked for a human" || h.Agent != "agent-1" || h.BridgedTime == nil {
 		t.Errorf("bot handoff %+v; want source Bot, its reason, the priority agent", h)
+	}
+	if cond := condition(cur.Status.Conditions, agentpool.ConditionHandoffMonitoring); cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != "ListenModeCaller" {
+		t.Errorf("HandoffMonitoring %+v, want False ListenModeCaller", cond)
 	}
 	waitCall(t, c.Name, "handoff Ended", func(c *voicev1alpha1.Call) bool { return phase(c) == voicev1alpha1.HandoffEnded && ended(c) })
 	waitPool(t, pool.Name, "every agent free", func(p *voicev1alpha1.AgentPool) bool { return reservations(p) == 0 })

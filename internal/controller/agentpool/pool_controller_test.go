@@ -5,14 +5,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -20,6 +23,7 @@ import (
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
 	"github.com/callfleet/callfleet/internal/controller/agentpool"
+	"github.com/callfleet/callfleet/internal/controller/agentpool/handofftest"
 	"github.com/callfleet/callfleet/internal/sim"
 	"github.com/callfleet/callfleet/internal/testenv"
 )
@@ -301,4 +305,62 @@ func logAgentGaps(t *testing.T, calls []voicev1alpha1.Call) {
 	}
 	t.Logf("agent free between calls (ended → next assigned): p50 %s p90 %s max %s; assigned → bridged: p50 %s p90 %s max %s",
 		q(gaps, .5), q(gaps, .9), q(gaps, 1), q(rings, .5), q(rings, .9), q(rings, 1))
+}
+
+var yamlBlock = regexp.MustCompile("(?s)```yaml\n(.*?)```")
+
+// TestDocsExamplesApply applies the manifests of docs/agentpool.md and the
+// AgentPool sample, so they stay valid against the CRDs.
+func TestDocsExamplesApply(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "docs-"}}
+	if err := env.K8s.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	var docs [][]byte
+	doc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "docs", "agentpool.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range yamlBlock.FindAllSubmatch(doc, -1) {
+		docs = append(docs, m[1])
+	}
+	sample, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "samples", "voice_v1alpha1_agentpool.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for i, d := range append(docs, sample) {
+		obj := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(d, &obj.Object); err != nil {
+			t.Fatalf("manifest %d: %v", i, err)
+		}
+		obj.SetNamespace(ns.Name)
+		if i == len(docs) {
+			obj.SetName("sample-" + obj.GetName())
+		}
+		if err := env.K8s.Create(ctx, obj); err != nil {
+			t.Errorf("applying %s %s: %v", obj.GetKind(), obj.GetName(), err)
+			continue
+		}
+		kinds[obj.GetKind()]++
+		t.Cleanup(func() { _ = env.K8s.Delete(context.Background(), obj) })
+	}
+	if kinds["AgentPool"] != 2 || kinds["Call"] != 1 {
+		t.Errorf("applied %v, want the docs' AgentPool and Call and the sample AgentPool", kinds)
+	}
+	// The sample pool is reconciled like any other.
+	p := &voicev1alpha1.AgentPool{}
+	if err := handofftest.Eventually(deadline, func() error {
+		if err := env.K8s.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "sample-support-agents"}, p); err != nil {
+			return err
+		}
+		if p.Status.ObservedGeneration != p.Generation || p.Status.Total != 2 || p.Status.Available != 2 {
+			return fmt.Errorf("status %+v", p.Status)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
