@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -268,6 +269,9 @@ func (e *Env) SetScenario(callees map[string]sim.Behaviour, agents map[string]si
 			Agents:       map[string]sim.AgentBehaviour{},
 		}
 	}
+	// The sim keeps the maps it is given: never change them afterwards.
+	e.scenario.Numbers = maps.Clone(e.scenario.Numbers)
+	e.scenario.Agents = maps.Clone(e.scenario.Agents)
 	for n, b := range callees {
 		e.scenario.Numbers[n] = b
 	}
