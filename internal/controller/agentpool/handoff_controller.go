@@ -385,9 +385,10 @@ func waiterOf(c *voicev1alpha1.Call, now time.Time) waiter {
 // queue puts a Call that got no agent in the queue, bounded by maxSize.
 func (r *HandoffReconciler) queue(ctx context.Context, c *voicev1alpha1.Call, pool *voicev1alpha1.AgentPool, queued int, deadline time.Time) (ctrl.Result, error) {
 	now := r.Now()
-	// An agent freeing up changes the pool, which wakes every waiting Call;
-	// the deadline is the only timer. A free agent the queue gave an earlier
-	// Call whose reconcile is late is re-checked soon.
+	// An agent freeing up changes the pool, which wakes the Calls first in
+	// line; otherwise the deadline is the only timer. While some agent this
+	// Call could have is free (the queue gave it to a Call ahead, whose
+	// reconcile may be late or fail), look again soon.
 	after := deadline.Sub(now)
 	if newPlanner(pool).free(c.Spec.Handoff.Skills, nil) {
 		after = min(after, 2*time.Second)
