@@ -126,13 +126,21 @@ func (rc *Receiver) apply(ctx context.Context, wh *piopiy.Webhook) (callstate.Re
 			// dialed a moment ago may not be cached yet: only the API can
 			// say it is gone.
 			err = rc.APIReader.Get(ctx, key, call)
+			fresh = true
 		}
-		fresh = true
 		if err != nil {
 			return err
 		}
 		wasEnded := endedAttempts(call)
 		result = callstate.Apply(call, wh)
+		if result == callstate.Unmatched && !fresh {
+			// The cache may predate the attempt the webhook is about.
+			if err := rc.APIReader.Get(ctx, key, call); err != nil {
+				return err
+			}
+			result = callstate.Apply(call, wh)
+		}
+		fresh = true
 		if result != callstate.Applied {
 			return nil
 		}

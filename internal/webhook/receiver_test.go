@@ -100,3 +100,30 @@ func TestReceiverDuplicateChangesNothing(t *testing.T) {
 		t.Fatalf("duplicate caused a write: %s → %s", before.ResourceVersion, after.ResourceVersion)
 	}
 }
+
+// staleReader serves a Call as the cache had it before the attempt existed.
+type staleReader struct {
+	client.Client
+	stale *voicev1alpha1.Call
+}
+
+func (s staleReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	s.stale.DeepCopyInto(obj.(*voicev1alpha1.Call))
+	return nil
+}
+
+func TestReceiverReadsPastAStaleCache(t *testing.T) {
+	fresh := dialedCall()
+	rc, c := newReceiver(t, fresh)
+	stale := fresh.DeepCopy()
+	stale.Status.Attempts = nil
+	rc.Client = staleReader{Client: c, stale: stale}
+	if code, r := post(t, rc, http.MethodPost, PathPrefix+token, ringing); code != http.StatusOK || r.Result != "applied" {
+		t.Fatalf("event for an attempt the cache does not show yet: %d %+v", code, r)
+	}
+	var call voicev1alpha1.Call
+	_ = c.Get(context.Background(), client.ObjectKey{Namespace: "sales", Name: "asha"}, &call)
+	if call.Status.Attempts[0].RequestID != "REQ" {
+		t.Fatalf("event not recorded: %+v", call.Status.Attempts[0])
+	}
+}
