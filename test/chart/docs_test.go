@@ -90,12 +90,13 @@ func TestPromMetricsParser(t *testing.T) {
 	}
 }
 
-// TestOperationsDocListsEveryMetric: each metric the manager and gateway
-// register is documented, so the list cannot fall behind the code.
+// TestOperationsDocListsEveryMetric: each metric the manager (all its
+// controllers) and the gateway register is documented, so the list cannot fall behind the code.
 func TestOperationsDocListsEveryMetric(t *testing.T) {
 	_, documented := documentedMetrics(t)
 	defined := regexp.MustCompile(`Name:\s*"(callfleet_[a-z0-9_]+)"`)
-	files := []string{"internal/metrics/metrics.go", "internal/gateway/metrics.go"}
+	files := []string{"internal/metrics/metrics.go", "internal/gateway/metrics.go",
+		"internal/controller/agentpool/metrics.go", "internal/controller/campaign/metrics.go"}
 	n := 0
 	for _, f := range files {
 		b, err := os.ReadFile(filepath.Join(root, f))
