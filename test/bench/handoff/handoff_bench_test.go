@@ -11,6 +11,7 @@ package handoff
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"runtime"
@@ -31,6 +32,12 @@ import (
 var env *handofftest.Env
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
+		// No benchmark asked for: `go test ./...` should not pay for a
+		// control plane it will not use.
+		os.Exit(m.Run())
+	}
 	var err error
 	if env, err = handofftest.Start(handofftest.Options{Namespace: "bench"}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
