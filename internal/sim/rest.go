@@ -117,22 +117,14 @@ func (s *Sim) handleCallAction(w http.ResponseWriter, r *http.Request) {
 	if !b.has(key) && b.has("cmiuid") {
 		key = "cmiuid"
 	}
-	if !b.has(key) {
-		writeError(w, errf(codePropMissing, "property missing: cmiuuid"))
+	id, aerr := b.requiredString(key)
+	if aerr != nil {
+		writeError(w, aerr)
 		return
 	}
-	id, err := str(b[key])
-	if err != nil || id == "" {
-		writeError(w, errf(codePropMissing, "property %s must be a non-empty string", key))
-		return
-	}
-	if !b.has("action") {
-		writeError(w, errf(codePropMissing, "property missing: action"))
-		return
-	}
-	act, err := str(b["action"])
-	if err != nil {
-		writeError(w, errf(codePropMissing, "property action %v", err))
+	act, aerr := b.requiredString("action")
+	if aerr != nil {
+		writeError(w, aerr)
 		return
 	}
 	switch act {
@@ -169,13 +161,9 @@ func (s *Sim) handleCMIUUIDCDR(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
-	if !b.has("cmiuuid") {
-		writeError(w, errf(codePropMissing, "property missing: cmiuuid"))
-		return
-	}
-	id, err := str(b["cmiuuid"])
-	if err != nil {
-		writeError(w, errf(codePropMissing, "property cmiuuid %v", err))
+	id, aerr := b.requiredString("cmiuuid")
+	if aerr != nil {
+		writeError(w, aerr)
 		return
 	}
 	s.mu.RLock()
@@ -210,13 +198,9 @@ func (s *Sim) handleRequestIDCDR(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errf(codeNotFound, "not found: %s", aerr.Message))
 		return
 	}
-	if !b.has("request_id") {
-		writeError(w, errf(codePropMissing, "property missing: request_id"))
-		return
-	}
-	id, err := str(b["request_id"])
-	if err != nil {
-		writeError(w, errf(codePropMissing, "property request_id %v", err))
+	id, aerr := b.requiredString("request_id")
+	if aerr != nil {
+		writeError(w, aerr)
 		return
 	}
 	s.mu.RLock()

@@ -114,6 +114,19 @@ func phoneNumber(v json.RawMessage) (int64, error) {
 	return n, nil
 }
 
+// requiredString reads a mandatory non-empty string property the way
+// Piopiy reports it missing or malformed (code 502, "property missing").
+func (b body) requiredString(key string) (string, *apiError) {
+	if !b.has(key) {
+		return "", errf(codePropMissing, "property missing: %s", key)
+	}
+	v, err := str(b[key])
+	if err != nil || v == "" {
+		return "", errf(codePropMissing, "property %s must be a non-empty string", key)
+	}
+	return v, nil
+}
+
 func str(v json.RawMessage) (string, error) {
 	if k := jsonKind(v); k != "string" {
 		return "", fmt.Errorf("must be a string, got %s", k)
