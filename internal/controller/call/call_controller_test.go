@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callfleet/callfleet/test/harness"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -128,11 +130,11 @@ func TestDeleteDuringLiveCallHangsUp(t *testing.T) {
 	if err := k8s.Delete(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "Call deleted", 30*time.Second, func() (bool, string) {
+	harness.WaitFor(t, "Call deleted", 30*time.Second, func() (bool, string) {
 		err := k8s.Get(ctx, clientKey(ns, "bye"), &voicev1alpha1.Call{})
 		return apierrors.IsNotFound(err), fmt.Sprint(err)
 	})
-	waitFor(t, "sim call ended by API hangup", 10*time.Second, func() (bool, string) {
+	harness.WaitFor(t, "sim call ended by API hangup", 10*time.Second, func() (bool, string) {
 		recs := simCalls(to)
 		return len(recs) == 1 && recs[0].State == "ended" && recs[0].HangupCause == "api", fmt.Sprintf("%+v", recs)
 	})
@@ -150,7 +152,7 @@ func TestCallWaitsForStreamEndpoint(t *testing.T) {
 	})); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "EndpointReady=False EndpointNotFound", 20*time.Second, func() (bool, string) {
+	harness.WaitFor(t, "EndpointReady=False EndpointNotFound", 20*time.Second, func() (bool, string) {
 		c := getCall(t, ns, "waiting")
 		cond := condition(c, "EndpointReady")
 		return cond != nil && cond.Reason == "EndpointNotFound", describe(c)
@@ -161,7 +163,7 @@ func TestCallWaitsForStreamEndpoint(t *testing.T) {
 	if err := k8s.Create(ctx, ep); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "EndpointReady=False EndpointNotReady", 20*time.Second, func() (bool, string) {
+	harness.WaitFor(t, "EndpointReady=False EndpointNotReady", 20*time.Second, func() (bool, string) {
 		c := getCall(t, ns, "waiting")
 		cond := condition(c, "EndpointReady")
 		return cond != nil && cond.Reason == "EndpointNotReady", describe(c)
@@ -195,7 +197,7 @@ func TestMissingAccountSecretStallsWithoutDialing(t *testing.T) {
 	})); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "Stalled with SecretNotFound", 20*time.Second, func() (bool, string) {
+	harness.WaitFor(t, "Stalled with SecretNotFound", 20*time.Second, func() (bool, string) {
 		c := getCall(t, ns, "noacct")
 		acct, stalled := condition(c, "AccountResolved"), condition(c, voicev1alpha1.ConditionStalled)
 		return acct != nil && acct.Reason == "SecretNotFound" && stalled != nil && stalled.Status == metav1.ConditionTrue, describe(c)

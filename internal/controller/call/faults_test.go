@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callfleet/callfleet/test/harness"
+
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
 	"github.com/callfleet/callfleet/internal/sim"
 )
@@ -68,7 +70,7 @@ func TestAtMostOnceUnderFaults(t *testing.T) {
 	}
 
 	var calls voicev1alpha1.CallList
-	waitFor(t, "every Call terminal", 4*time.Minute, func() (bool, string) {
+	harness.WaitFor(t, "every Call terminal", 4*time.Minute, func() (bool, string) {
 		if err := k8s.List(ctx, &calls); err != nil {
 			return false, err.Error()
 		}

@@ -101,23 +101,6 @@ func newCall(ns, name, to string, mutate ...func(*voicev1alpha1.Call)) *voicev1a
 	return c
 }
 
-// waitFor polls cond until it holds or the deadline passes. Deadlines are
-// generous: they bound a hung test, they do not measure speed.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s; last state: %s", what, last)
-}
-
 func getCall(t *testing.T, ns, name string) *voicev1alpha1.Call {
 	t.Helper()
 	c := &voicev1alpha1.Call{}
@@ -130,7 +113,7 @@ func getCall(t *testing.T, ns, name string) *voicev1alpha1.Call {
 func waitForPhase(t *testing.T, ns, name string, timeout time.Duration, phases ...voicev1alpha1.CallPhase) *voicev1alpha1.Call {
 	t.Helper()
 	var c *voicev1alpha1.Call
-	waitFor(t, fmt.Sprintf("Call %s/%s in %v", ns, name, phases), timeout, func() (bool, string) {
+	harness.WaitFor(t, fmt.Sprintf("Call %s/%s in %v", ns, name, phases), timeout, func() (bool, string) {
 		c = getCall(t, ns, name)
 		for _, p := range phases {
 			if c.Status.Phase == p {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callfleet/callfleet/test/harness"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -419,7 +421,7 @@ func TestTTLDeletesFinishedCallsKeepsCounts(t *testing.T) {
 	if c.Status.Succeeded != 6 || c.Status.Failed != 2 || c.Status.Total != 8 {
 		t.Fatalf("status: %s", describe(c))
 	}
-	waitFor(t, "finished Calls deleted", time.Minute, func() (bool, string) {
+	harness.WaitFor(t, "finished Calls deleted", time.Minute, func() (bool, string) {
 		calls := listCalls(t, ns)
 		return len(calls) == 0, fmt.Sprintf("%d Calls left", len(calls))
 	})
@@ -440,7 +442,7 @@ func TestDeleteCampaignDeletesCalls(t *testing.T) {
 	numbers := newNumbers(3)
 	setBehaviour(sim.Behaviour{Outcome: sim.OutcomeAnswer, AnswerDelay: 50 * time.Millisecond}, numbers...)
 	create(t, newCampaign(ns, "bye", numbers))
-	waitFor(t, "three live calls", time.Minute, func() (bool, string) {
+	harness.WaitFor(t, "three live calls", time.Minute, func() (bool, string) {
 		recs := simCalls(numbers...)
 		live := 0
 		for _, r := range recs {
@@ -459,12 +461,12 @@ func TestDeleteCampaignDeletesCalls(t *testing.T) {
 	if err := k8s.Delete(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "Campaign and Calls gone", time.Minute, func() (bool, string) {
+	harness.WaitFor(t, "Campaign and Calls gone", time.Minute, func() (bool, string) {
 		err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "bye"}, &voicev1alpha1.Campaign{})
 		calls := listCalls(t, ns)
 		return isNotFound(err) && len(calls) == 0, fmt.Sprintf("campaign: %v; %d Calls", err, len(calls))
 	})
-	waitFor(t, "calls hung up", 30*time.Second, func() (bool, string) {
+	harness.WaitFor(t, "calls hung up", 30*time.Second, func() (bool, string) {
 		recs := simCalls(numbers...)
 		for _, r := range recs {
 			if r.State != "ended" || r.HangupCause != "api" {

@@ -42,6 +42,7 @@ import (
 	"github.com/callfleet/callfleet/internal/testenv"
 	"github.com/callfleet/callfleet/internal/webhook"
 	"github.com/callfleet/callfleet/pkg/piopiy"
+	"github.com/callfleet/callfleet/test/harness"
 )
 
 // The suite runs, in one process, a real kube-apiserver and etcd (envtest),
@@ -323,23 +324,6 @@ func create(t *testing.T, objs ...client.Object) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes. Deadlines are
-// generous: they bound a hung test, they do not measure speed.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s; last state: %s", what, last)
-}
-
 func getCampaign(t *testing.T, ns, name string) *voicev1alpha1.Campaign {
 	t.Helper()
 	c := &voicev1alpha1.Campaign{}
@@ -353,7 +337,7 @@ func getCampaign(t *testing.T, ns, name string) *voicev1alpha1.Campaign {
 func waitCampaign(t *testing.T, ns, name, what string, timeout time.Duration, cond func(*voicev1alpha1.Campaign) bool) *voicev1alpha1.Campaign {
 	t.Helper()
 	var c *voicev1alpha1.Campaign
-	waitFor(t, fmt.Sprintf("Campaign %s/%s: %s", ns, name, what), timeout, func() (bool, string) {
+	harness.WaitFor(t, fmt.Sprintf("Campaign %s/%s: %s", ns, name, what), timeout, func() (bool, string) {
 		c = getCampaign(t, ns, name)
 		return cond(c), describe(c)
 	})
@@ -490,7 +474,7 @@ func eventReasons(t *testing.T, ns, name string) map[string]int {
 // recorder writes them asynchronously.
 func waitEvents(t *testing.T, ns, name string, cond func(map[string]int) bool) {
 	t.Helper()
-	waitFor(t, "events of Campaign "+name, 30*time.Second, func() (bool, string) {
+	harness.WaitFor(t, "events of Campaign "+name, 30*time.Second, func() (bool, string) {
 		r := eventReasons(t, ns, name)
 		return cond(r), fmt.Sprint(r)
 	})
