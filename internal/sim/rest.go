@@ -97,20 +97,35 @@ func (s *Sim) checkFiles(acts []action) *apiError {
 	return nil
 }
 
-// Call actions (piopiy.telecmi.com). The Node SDK posts to /v1/call/global_action
-// with the key misspelt "cmiuid"; both paths and both spellings are accepted.
-func (s *Sim) handleCallAction(w http.ResponseWriter, r *http.Request) {
+// lookupRequest starts a call action or CDR lookup: parse the body, apply
+// REST faults, check credentials. badCredsNotFound answers bad credentials
+// with 404, as the request-id CDR lookup does. It writes the error reply
+// itself and reports whether to go on.
+func (s *Sim) lookupRequest(w http.ResponseWriter, r *http.Request, badCredsNotFound bool) (body, int64, bool) {
 	b, aerr := parseBody(r, maxBody)
 	if aerr != nil {
 		writeError(w, aerr)
-		return
+		return nil, 0, false
 	}
 	if !s.preFaults(w, r, s.restFaultsFor("")) {
-		return
+		return nil, 0, false
 	}
 	appID, aerr := s.credentials(b)
 	if aerr != nil {
+		if badCredsNotFound {
+			aerr = errf(codeNotFound, "not found: %s", aerr.Message)
+		}
 		writeError(w, aerr)
+		return nil, 0, false
+	}
+	return b, appID, true
+}
+
+// Call actions (piopiy.telecmi.com). The Node SDK posts to /v1/call/global_action
+// with the key misspelt "cmiuid"; both paths and both spellings are accepted.
+func (s *Sim) handleCallAction(w http.ResponseWriter, r *http.Request) {
+	b, appID, ok := s.lookupRequest(w, r, false)
+	if !ok {
 		return
 	}
 	key := "cmiuuid"
@@ -148,17 +163,8 @@ func (s *Sim) handleCallAction(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) handleCMIUUIDCDR(w http.ResponseWriter, r *http.Request) {
-	b, aerr := parseBody(r, maxBody)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
-	if !s.preFaults(w, r, s.restFaultsFor("")) {
-		return
-	}
-	appID, aerr := s.credentials(b)
-	if aerr != nil {
-		writeError(w, aerr)
+	b, appID, ok := s.lookupRequest(w, r, false)
+	if !ok {
 		return
 	}
 	id, aerr := b.requiredString("cmiuuid")
@@ -185,17 +191,8 @@ func (s *Sim) handleCMIUUIDCDR(w http.ResponseWriter, r *http.Request) {
 // credentials, as piopiy-api.md says. A known call without CDRs yet (still
 // in progress) answers count 0.
 func (s *Sim) handleRequestIDCDR(w http.ResponseWriter, r *http.Request) {
-	b, aerr := parseBody(r, maxBody)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
-	if !s.preFaults(w, r, s.restFaultsFor("")) {
-		return
-	}
-	appID, aerr := s.credentials(b)
-	if aerr != nil {
-		writeError(w, errf(codeNotFound, "not found: %s", aerr.Message))
+	b, appID, ok := s.lookupRequest(w, r, true)
+	if !ok {
 		return
 	}
 	id, aerr := b.requiredString("request_id")
