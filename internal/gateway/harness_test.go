@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callfleet/callfleet/test/harness"
+
 	"github.com/coder/websocket"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -186,33 +188,11 @@ func (g *runningGateway) stop() error {
 // counter reads a metric's value from the gateway's registry.
 func (g *runningGateway) counter(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := g.reg.Gather()
+	v, err := harness.MetricSum(g.reg, name, labels)
 	if err != nil {
 		t.Fatal(err)
 	}
-	total := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
-					continue next
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				total += m.Counter.GetValue()
-			case m.Gauge != nil:
-				total += m.Gauge.GetValue()
-			case m.Histogram != nil:
-				total += float64(m.Histogram.GetSampleCount())
-			}
-		}
-	}
-	return total
+	return v
 }
 
 // testBot is a bot speaking the gateway's bot protocol. It hands each

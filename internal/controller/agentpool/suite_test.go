@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callfleet/callfleet/test/harness"
+
 	"github.com/go-logr/logr"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -184,33 +186,11 @@ func condition(conds []metav1.Condition, typ string) *metav1.Condition {
 // metric sums a metric of controller-runtime's registry whose labels match.
 func metric(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := ctrlmetrics.Registry.Gather()
+	v, err := harness.MetricSum(ctrlmetrics.Registry, name, labels)
 	if err != nil {
 		t.Fatal(err)
 	}
-	total := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
-					continue next
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				total += m.Counter.GetValue()
-			case m.Gauge != nil:
-				total += m.Gauge.GetValue()
-			case m.Histogram != nil:
-				total += float64(m.Histogram.GetSampleCount())
-			}
-		}
-	}
-	return total
+	return v
 }
 
 // logEvents logs the Events about an object, for a failing test's story.
