@@ -15,6 +15,10 @@ if [[ -n "$unformatted" ]]; then
   echo "verify: not gofmt'd (run make fmt):"; echo "$unformatted"; fail=1
 fi
 
+if ! go mod tidy -diff >"$scratch/tidy.diff" 2>&1; then
+  echo "verify: go.mod/go.sum are not tidy (run go mod tidy):"; cat "$scratch/tidy.diff"; fail=1
+fi
+
 go tool controller-gen rbac:roleName=callfleet-manager crd paths=./api/... paths=./internal/... \
   output:crd:artifacts:config="$scratch/crd" output:rbac:artifacts:config="$scratch/rbac"
 if ! diff -ru config/crd/bases "$scratch/crd"; then
