@@ -330,6 +330,11 @@ type CallAttempt struct {
 	// message says why, in words, when the outcome is not Answered.
 	// +optional
 	Message string `json:"message,omitempty"`
+
+	// recording is the reference to this attempt's recording that Piopiy
+	// reported (spec.record), as Piopiy gave it.
+	// +optional
+	Recording string `json:"recording,omitempty"`
 }
 
 // StreamPhase is the observed state of the audio stream.
@@ -430,6 +435,44 @@ type CallHandoffStatus struct {
 	EndedTime *metav1.Time `json:"endedTime,omitempty"`
 }
 
+// ResultReporter says who reported a Call's result.
+// +kubebuilder:validation:Enum=Bot;Agent;Supervisor
+type ResultReporter string
+
+const (
+	ReportedByBot        ResultReporter = "Bot"
+	ReportedByAgent      ResultReporter = "Agent"
+	ReportedBySupervisor ResultReporter = "Supervisor"
+)
+
+// CallResult is what the conversation achieved, as the bot or a person
+// reported it. A later report replaces an earlier one.
+type CallResult struct {
+	// disposition is a short token the user defines (e.g. Interested).
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9_.-]*$`
+	// +optional
+	Disposition string `json:"disposition,omitempty"`
+
+	// summary is a free-text summary of the call, at most 1 KiB.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Summary string `json:"summary,omitempty"`
+
+	// data holds at most 16 short key/value pairs the reporter chose.
+	// +kubebuilder:validation:MaxProperties=16
+	// +optional
+	Data map[string]string `json:"data,omitempty"`
+
+	// reportedAt is when the result was reported.
+	// +optional
+	ReportedAt *metav1.Time `json:"reportedAt,omitempty"`
+
+	// reportedBy is who reported it: Bot, Agent or Supervisor.
+	// +optional
+	ReportedBy ResultReporter `json:"reportedBy,omitempty"`
+}
+
 // CallStatus is the observed state of a Call.
 type CallStatus struct {
 	// observedGeneration is the generation last fully reconciled.
@@ -455,6 +498,10 @@ type CallStatus struct {
 	// handoff is the state of the handoff to a human.
 	// +optional
 	Handoff *CallHandoffStatus `json:"handoff,omitempty"`
+
+	// result is the disposition, summary and data reported for this Call.
+	// +optional
+	Result *CallResult `json:"result,omitempty"`
 	// conditions: Ready, Reconciling, Stalled, and EndpointReady,
 	// AccountResolved, Dialed.
 	// +optional
