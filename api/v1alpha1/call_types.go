@@ -503,7 +503,7 @@ type CallStatus struct {
 	// +optional
 	Result *CallResult `json:"result,omitempty"`
 	// conditions: Ready, Reconciling, Stalled, and EndpointReady,
-	// AccountResolved, Dialed.
+	// AccountResolved.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -65,6 +65,15 @@ type Reconciler struct {
 	unrecorded sync.Map
 }
 
+// nextPass is the wait before a pass that follows at once from this one
+// (an attempt just ended: decide the retry or finish). conflictRetry is the
+// wait after a status write lost to another writer, whose change the watch
+// brings back anyway.
+const (
+	nextPass      = 10 * time.Millisecond
+	conflictRetry = 100 * time.Millisecond
+)
+
 // Defaults for the Reconciler's tunables.
 const (
 	DefaultSettleTimeout = 35 * time.Minute
@@ -91,10 +100,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	// The finalizer goes on before any dial, so a Call deleted mid-call is
 	// always hung up.
-	if controllerutil.AddFinalizer(call, Finalizer) {
-		// Go on in the same pass: the Update returns the new version, so
-		// the dial does not wait for the watch to bring it back.
-		if err := r.Update(ctx, call); err != nil {
+	if orig := call.DeepCopy(); controllerutil.AddFinalizer(call, Finalizer) {
+		// A patch, not an update: an update sends the spec back as the Go
+		// types see it and drops what they omit (handoff.requested: false),
+		// bumping the generation and showing as drift in GitOps tools. Go
+		// on in the same pass: the patch returns the new version, so the
+		// dial does not wait for the watch to bring it back.
+		if err := r.Patch(ctx, call, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -107,7 +119,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		// view fail instead of erasing what a webhook recorded meanwhile.
 		if uerr := r.Status().Update(ctx, call); uerr != nil {
 			if apierrors.IsConflict(uerr) {
-				return ctrl.Result{Requeue: true}, err
+				// A webhook wrote first; the watch brings the Call back.
+				return ctrl.Result{RequeueAfter: conflictRetry}, err
 			}
 			return ctrl.Result{}, errors.Join(err, uerr)
 		}

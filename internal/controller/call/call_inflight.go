@@ -65,7 +65,7 @@ func (r *Reconciler) reconcileInFlight(ctx context.Context, call *voicev1alpha1.
 		// hangupIfAsked may have re-read the Call.
 		a = callstate.Current(&call.Status)
 		if a.State == voicev1alpha1.AttemptEnded {
-			return ctrl.Result{Requeue: true}, nil
+			return ctrl.Result{RequeueAfter: nextPass}, nil
 		}
 	}
 	if due := r.cdrLookupDue(call, a); !now.Before(due) {
@@ -73,7 +73,7 @@ func (r *Reconciler) reconcileInFlight(ctx context.Context, call *voicev1alpha1.
 			return ctrl.Result{}, err
 		}
 		if a.State == voicev1alpha1.AttemptEnded {
-			return ctrl.Result{Requeue: true}, nil
+			return ctrl.Result{RequeueAfter: nextPass}, nil
 		}
 		giveUp := r.cdrGiveUp(call, a)
 		if !now.Before(giveUp) {
