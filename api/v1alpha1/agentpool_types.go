@@ -49,8 +49,12 @@ type QueueSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=3600
 	MaxWaitSeconds int32 `json:"maxWaitSeconds,omitempty"`
-	// holdAudioURL is played to the caller while queued.
+	// holdAudioURL is played to the caller while queued: the stream gateway
+	// sends a PCMO play of it on the live socket once, when the Call's
+	// handoff becomes Queued. Calls streaming without a callfleet gateway do
+	// not hear it.
 	// +optional
+	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern=`^https?://[^\s]+$`
 	HoldAudioURL string `json:"holdAudioURL,omitempty"`
 }
@@ -96,6 +100,14 @@ type AgentReservation struct {
 	CallResourceVersion string `json:"callResourceVersion,omitempty"`
 }
 
+// QueuedCall is one Call waiting for a free agent.
+type QueuedCall struct {
+	// call is the name of the Call.
+	Call string `json:"call"`
+	// since is when the Call joined the queue.
+	Since metav1.Time `json:"since"`
+}
+
 // AgentStatus is the live state of one agent.
 type AgentStatus struct {
 	// name of the agent.
@@ -129,9 +141,21 @@ type AgentPoolStatus struct {
 	// busy agents with at least one call.
 	// +optional
 	Busy int32 `json:"busy,omitempty"`
-	// queued Calls waiting for an agent.
+	// queued Calls waiting for an agent (the length of queue).
 	// +optional
 	Queued int32 `json:"queued,omitempty"`
+	// queue lists the Calls waiting for a free agent, in the order they
+	// joined. A Call joins by an optimistic write on this status, so
+	// spec.queue.maxSize holds however many Calls ask at once.
+	// +optional
+	// +listType=map
+	// +listMapKey=call
+	// +kubebuilder:validation:MaxItems=10000
+	Queue []QueuedCall `json:"queue,omitempty"`
+	// abandoned counts the callers who hung up while waiting for an agent
+	// of this pool (queued, or an agent ringing), since the pool was made.
+	// +optional
+	Abandoned int64 `json:"abandoned,omitempty"`
 	// roundRobinNext is the index the RoundRobin strategy tries first.
 	// +optional
 	RoundRobinNext int32 `json:"roundRobinNext,omitempty"`
@@ -149,6 +173,7 @@ type AgentPoolStatus struct {
 // +kubebuilder:printcolumn:name="Available",type=integer,JSONPath=`.status.available`
 // +kubebuilder:printcolumn:name="Busy",type=integer,JSONPath=`.status.busy`
 // +kubebuilder:printcolumn:name="Queued",type=integer,JSONPath=`.status.queued`
+// +kubebuilder:printcolumn:name="Abandoned",type=integer,JSONPath=`.status.abandoned`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // AgentPool is the humans calls are handed to, never double-booked.

@@ -433,6 +433,27 @@ type CallHandoffStatus struct {
 	// endedTime is when the bridge ended.
 	// +optional
 	EndedTime *metav1.Time `json:"endedTime,omitempty"`
+	// assignment counts the agents assigned to this Call so far (1 for the
+	// first); it only grows, across handoffs too. The gateway sends one
+	// bridge per assignment.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Assignment int32 `json:"assignment,omitempty"`
+	// outcome is how the handoff turned out, set once it is known: Bridged,
+	// TimedOut, Abandoned (the caller hung up before an agent answered) or
+	// Failed.
+	// +optional
+	Outcome HandoffOutcome `json:"outcome,omitempty"`
+	// missed is the agent leg last taken as not answering (its hangup came
+	// with no word of an answer). Word that it answered after all, arriving
+	// late as webhooks may, still bridges the Call to that agent.
+	// +optional
+	Missed *HandoffMissedLeg `json:"missed,omitempty"`
+	// onNoAgent is the spec.handoff.onNoAgent that applied when the handoff
+	// ended without an agent: with Hangup the controller ends the call.
+	// +optional
+	// +kubebuilder:validation:Enum=ReturnToBot;Hangup
+	OnNoAgent string `json:"onNoAgent,omitempty"`
 }
 
 // ResultReporter says who reported a Call's result.

@@ -11,6 +11,7 @@ import (
 	"github.com/callfleet/callfleet/internal/controller/agentpool"
 	"github.com/callfleet/callfleet/internal/controller/call"
 	"github.com/callfleet/callfleet/internal/controller/campaign"
+	"github.com/callfleet/callfleet/internal/controller/handoff"
 	"github.com/callfleet/callfleet/internal/controller/streamendpoint"
 )
 
@@ -41,7 +42,7 @@ func setupOtherControllers(ctx context.Context, mgr ctrl.Manager, o options, pio
 		return fmt.Errorf("setting up AgentPool controller: %w", err)
 	}
 	// The handoff controller hangs up calls whose onNoAgent is Hangup.
-	handoffs := &agentpool.HandoffReconciler{
+	handoffs := &handoff.Reconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("callfleet-handoff"),

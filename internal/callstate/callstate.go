@@ -173,6 +173,15 @@ func ApplyCDR(call *voicev1alpha1.Call, cdr *piopiy.CDR, settledBy string) Resul
 	c := &changes{}
 	c.settlePlaced(a, cdr.RequestID, timeOrNil(cdr.StartTime))
 	if cdr.Leg == piopiy.LegB {
+		if a == Current(st) && cdr.Status == piopiy.CDRAnswered && call.Status.Handoff != nil {
+			// The agent's leg answered and has ended: the word that counts
+			// when its out_bridged was lost or overtaken.
+			end := timeOrNil(cdr.EndTime)
+			if end == nil {
+				end = timeOrNil(cdr.Time)
+			}
+			agentAnswered(call, cdr.To.String(), timeOrNil(cdr.AnswerTime), end, c)
+		}
 		if a == Current(st) && cdr.Status == piopiy.CDRMissed {
 			// The agent's leg ended unanswered: the same as its hangup
 			// event while ringing, for when that event was lost.
@@ -241,20 +250,16 @@ func outcomeOf(call *voicev1alpha1.Call, a *voicev1alpha1.CallAttempt, cdr *piop
 // not move a later assignment.
 func applyAgentLeg(call *voicev1alpha1.Call, ev *piopiy.Event, at *metav1.Time, c *changes) {
 	h := call.Status.Handoff
-	if h == nil || h.Number == "" || ev.To.String() != h.Number || beforeAssignment(h, at) {
+	if h == nil {
 		return
 	}
 	switch ev.Status {
 	case piopiy.StatusOutBridged, piopiy.StatusOutAnswered:
-		if handoffRank[h.Phase] < handoffRank[voicev1alpha1.HandoffBridged] {
-			h.Phase = voicev1alpha1.HandoffBridged
-			c.changed = true
-		}
-		if h.Phase == voicev1alpha1.HandoffBridged {
-			c.earliest(&h.BridgedTime, at)
-		}
-		advancePhase(&call.Status, c)
+		agentAnswered(call, ev.To.String(), at, nil, c)
 	case piopiy.StatusHangup:
+		if h.Number == "" || ev.To.String() != h.Number || beforeAssignment(h, at) {
+			return
+		}
 		switch h.Phase {
 		case voicev1alpha1.HandoffBridged:
 			h.Phase = voicev1alpha1.HandoffEnded
@@ -264,6 +269,54 @@ func applyAgentLeg(call *voicev1alpha1.Call, ev *piopiy.Event, at *metav1.Time, 
 			agentMissed(h, ev.To.String(), at, c)
 		}
 	}
+}
+
+// agentAnswered records that the agent's leg answered (out_bridged, or an
+// answered CDR of the leg, which also says when it ended). It counts for the
+// number currently assigned, or for the leg last taken as missed: its hangup
+// may have overtaken its out_bridged, which then still bridges the Call.
+func agentAnswered(call *voicev1alpha1.Call, number string, at, ended *metav1.Time, c *changes) {
+	h := call.Status.Handoff
+	current := h.Number != "" && number == h.Number && !beforeAssignment(h, at)
+	if !current && !reviveMissed(h, number, at, c) {
+		return
+	}
+	if handoffRank[h.Phase] < handoffRank[voicev1alpha1.HandoffBridged] {
+		h.Phase = voicev1alpha1.HandoffBridged
+		c.changed = true
+	}
+	if h.Phase == voicev1alpha1.HandoffBridged || h.Phase == voicev1alpha1.HandoffEnded {
+		c.earliest(&h.BridgedTime, at)
+	}
+	if ended != nil && h.Phase == voicev1alpha1.HandoffBridged {
+		h.Phase = voicev1alpha1.HandoffEnded
+		c.changed = true
+		c.earliest(&h.EndedTime, ended)
+	}
+	advancePhase(&call.Status, c)
+}
+
+// reviveMissed gives the handoff back to the agent of status.handoff.missed
+// when word comes that its leg answered after all, unless the handoff has
+// been bridged since. The handoff's state then is that agent's assignment,
+// Bridged: a later agent rung meanwhile no longer holds the Call.
+func reviveMissed(h *voicev1alpha1.CallHandoffStatus, number string, at *metav1.Time, c *changes) bool {
+	m := h.Missed
+	if m == nil || m.Number != number || h.Phase == voicev1alpha1.HandoffBridged || h.Phase == voicev1alpha1.HandoffEnded ||
+		(at != nil && m.AssignedTime != nil && at.Time.Before(m.AssignedTime.Time.Truncate(time.Second))) {
+		return false
+	}
+	if n := len(h.TriedAgents); n > 0 && h.TriedAgents[n-1] == m.Agent {
+		h.TriedAgents = h.TriedAgents[:n-1]
+	}
+	if handoffRank[h.Phase] == handoffRank[voicev1alpha1.HandoffFailed] {
+		h.Reason, h.OnNoAgent = "", "" // the controller's conclusion was premature
+	}
+	h.Agent, h.Number, h.AgentAssignedTime = m.Agent, m.Number, m.AssignedTime
+	h.BridgeSentTime, h.EndedTime, h.Missed = nil, nil, nil
+	h.Phase = voicev1alpha1.HandoffBridged
+	c.changed = true
+	return true
 }
 
 // MaxTriedAgents bounds status.handoff.triedAgents; the oldest entries go
@@ -278,6 +331,7 @@ func agentMissed(h *voicev1alpha1.CallHandoffStatus, number string, at *metav1.T
 	if h == nil || h.Phase != voicev1alpha1.HandoffRinging || h.Number == "" || number != h.Number || beforeAssignment(h, at) {
 		return
 	}
+	h.Missed = &voicev1alpha1.HandoffMissedLeg{Assignment: h.Assignment, Agent: h.Agent, Number: h.Number, AssignedTime: h.AgentAssignedTime}
 	if h.Agent != "" {
 		h.TriedAgents = append(h.TriedAgents, h.Agent)
 		if n := len(h.TriedAgents); n > MaxTriedAgents {

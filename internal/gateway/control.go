@@ -24,9 +24,10 @@ type controlState struct {
 	order      []string                  // played, in order
 	skipped    map[string]bool           // announcements that can never be sent (logged once)
 	hangupSent bool
-	bridges    map[string]bool // handoff bridges sent, by agent number and assignment time
+	bridges    map[string]bool // handoff bridges sent, by agent number and assignment
 	bridged    string          // handoff key the bot was told is bridged
 	handoffOn  bool            // a handoff started while this socket was up
+	held       string          // the queued handoff hold audio was tried for
 	botStopped bool            // the bot got its stop event
 }
 
@@ -200,20 +201,17 @@ func (s *session) hangupLocked(ctx context.Context) error {
 	return nil
 }
 
-// handoffKey identifies one agent assignment of a handoff.
+// handoffKey identifies one agent assignment of a Call's handoffs: the
+// controller counts them in status.handoff.assignment.
 type handoffKey struct {
-	number   string
-	assigned string // agentAssignedTime, RFC 3339 ("" if unset)
+	number     string
+	assignment int32
 }
 
-func (k handoffKey) String() string { return k.number + "@" + k.assigned }
+func (k handoffKey) String() string { return fmt.Sprintf("%s#%d", k.number, k.assignment) }
 
 func keyOf(h *voicev1alpha1.CallHandoffStatus) handoffKey {
-	k := handoffKey{number: h.Number}
-	if h.AgentAssignedTime != nil {
-		k.assigned = h.AgentAssignedTime.UTC().Format("2006-01-02T15:04:05Z")
-	}
-	return k
+	return handoffKey{number: h.Number, assignment: h.Assignment}
 }
 
 func handoffTerminal(p voicev1alpha1.HandoffPhase) bool {
@@ -237,6 +235,8 @@ func (s *session) applyHandoff(ctx context.Context, call *voicev1alpha1.Call) (*
 	}
 	k := keyOf(h)
 	switch h.Phase {
+	case voicev1alpha1.HandoffQueued:
+		return nil, s.applyHold(ctx, call)
 	case voicev1alpha1.HandoffRinging:
 		if h.Number == "" || h.BridgeSentTime != nil || s.ctl.bridges[k.String()] || s.ctl.state == voicev1alpha1.StreamStopped {
 			return nil, nil

@@ -211,7 +211,7 @@ func (g *Gateway) requestHandoff(ctx context.Context, nn types.NamespacedName, r
 		// A new handoff: clear what an earlier one left behind.
 		err := g.patchStatusAt(ctx, nn, call.ResourceVersion, map[string]any{"handoff": map[string]any{
 			"phase":             voicev1alpha1.HandoffRequested,
-			"source":            "Bot",
+			"source":            voicev1alpha1.HandoffSourceBot,
 			"reason":            nonZero(reason),
 			"requestedTime":     now,
 			"agent":             nil,
@@ -221,6 +221,9 @@ func (g *Gateway) requestHandoff(ctx context.Context, nn types.NamespacedName, r
 			"bridgeSentTime":    nil,
 			"bridgedTime":       nil,
 			"endedTime":         nil,
+			"outcome":           nil,
+			"onNoAgent":         nil,
+			"missed":            nil,
 		}})
 		if apierrors.IsConflict(err) {
 			continue

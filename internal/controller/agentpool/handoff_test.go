@@ -11,8 +11,9 @@ import (
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
 	"github.com/callfleet/callfleet/internal/controller/agentpool"
-	"github.com/callfleet/callfleet/internal/controller/agentpool/handofftest"
+	"github.com/callfleet/callfleet/internal/controller/handoff"
 	"github.com/callfleet/callfleet/internal/sim"
+	"github.com/callfleet/callfleet/test/harness/handofftest"
 )
 
 // TestHandoffKeepsStreaming hands a call to an agent with keepStreaming:
@@ -25,7 +26,7 @@ func TestHandoffKeepsStreaming(t *testing.T) {
 	agentNum := pool.Spec.Agents[0].Number
 	env.SetScenario(nil, map[string]sim.AgentBehaviour{agentNum: {AnswerDelay: 300 * time.Millisecond, TalkFor: 6 * time.Second}})
 	create(t, pool)
-	bridgedBefore := metric(t, "callfleet_handoffs_total", map[string]string{"outcome": agentpool.OutcomeBridged})
+	bridgedBefore := metric(t, "callfleet_handoffs_total", map[string]string{"outcome": handoff.OutcomeBridged})
 	answersBefore := metric(t, "callfleet_handoff_time_to_answer_seconds", nil)
 
 	c := env.NewCall("keep-1", pool.Name, func(c *voicev1alpha1.Call) { c.Spec.Handoff.KeepStreaming = true })
@@ -38,14 +39,14 @@ func TestHandoffKeepsStreaming(t *testing.T) {
 		return phase(c) == voicev1alpha1.HandoffBridged && c.Status.Stream != nil && c.Status.Stream.Monitoring
 	})
 	h := cur.Status.Handoff
-	if h.Source != agentpool.SourceSpec || h.Agent != "agent-0" || h.Number != agentNum || h.RequestedTime == nil ||
+	if h.Source != voicev1alpha1.HandoffSourceSpec || h.Agent != "agent-0" || h.Number != agentNum || h.RequestedTime == nil ||
 		h.AgentAssignedTime == nil || h.BridgeSentTime == nil || h.BridgedTime == nil || len(h.TriedAgents) != 0 {
 		t.Errorf("handoff status %+v", h)
 	}
 	if cur.Status.Phase != voicev1alpha1.CallHandedOff || streamState(cur) != voicev1alpha1.StreamPhaseConnected {
 		t.Errorf("call phase %s, stream %s; want HandedOff with the stream Connected", cur.Status.Phase, streamState(cur))
 	}
-	if cond := condition(cur.Status.Conditions, agentpool.ConditionHandoffMonitoring); cond == nil || cond.Status != metav1.ConditionTrue {
+	if cond := condition(cur.Status.Conditions, voicev1alpha1.ConditionHandoffMonitoring); cond == nil || cond.Status != metav1.ConditionTrue {
 		t.Errorf("HandoffMonitoring condition %+v, want True (listenMode both)", cond)
 	}
 	waitPool(t, pool.Name, "the agent busy", func(p *voicev1alpha1.AgentPool) bool {
@@ -100,7 +101,7 @@ func TestHandoffKeepsStreaming(t *testing.T) {
 	waitPool(t, pool.Name, "the agent free", func(p *voicev1alpha1.AgentPool) bool {
 		return reservations(p) == 0 && p.Status.Busy == 0 && p.Status.Available == 1
 	})
-	if got := metric(t, "callfleet_handoffs_total", map[string]string{"outcome": agentpool.OutcomeBridged}); got < bridgedBefore+1 {
+	if got := metric(t, "callfleet_handoffs_total", map[string]string{"outcome": handoff.OutcomeBridged}); got < bridgedBefore+1 {
 		t.Errorf("handoffs_total{bridged} %v, want at least %v", got, bridgedBefore+1)
 	}
 	if got := metric(t, "callfleet_handoff_time_to_answer_seconds", nil); got < answersBefore+1 {
@@ -127,7 +128,7 @@ func TestHandoffStopsStreaming(t *testing.T) {
 	if cur.Status.Stream.Monitoring || cur.Status.Phase != voicev1alpha1.CallHandedOff {
 		t.Errorf("status after the bridge: %s", describe(cur))
 	}
-	if cond := condition(cur.Status.Conditions, agentpool.ConditionHandoffMonitoring); cond != nil {
+	if cond := condition(cur.Status.Conditions, voicev1alpha1.ConditionHandoffMonitoring); cond != nil {
 		t.Errorf("HandoffMonitoring set without keepStreaming: %+v", cond)
 	}
 	rec := waitSim(t, c.Spec.To, "the stream closed after the bridge", func(r sim.CallRecord) bool {
@@ -191,7 +192,7 @@ func TestNoAnswerTriesTheNextAgent(t *testing.T) {
 // maxWaitSeconds its onNoAgent outcome applies.
 func TestQueueTimeout(t *testing.T) {
 	t.Parallel()
-	for _, onNoAgent := range []string{agentpool.OnNoAgentReturnToBot, agentpool.OnNoAgentHangup} {
+	for _, onNoAgent := range []string{voicev1alpha1.OnNoAgentReturnToBot, voicev1alpha1.OnNoAgentHangup} {
 		t.Run(onNoAgent, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
@@ -201,7 +202,7 @@ func TestQueueTimeout(t *testing.T) {
 				p.Spec.Queue.MaxWaitSeconds = 3
 			})
 			create(t, pool)
-			timedOutBefore := metric(t, "callfleet_handoffs_total", map[string]string{"outcome": agentpool.OutcomeTimedOut})
+			timedOutBefore := metric(t, "callfleet_handoffs_total", map[string]string{"outcome": handoff.OutcomeTimedOut})
 			c := env.NewCall("timeout-"+strings.ToLower(onNoAgent), pool.Name, func(c *voicev1alpha1.Call) { c.Spec.Handoff.OnNoAgent = onNoAgent })
 			bc := connected(t, c)
 			if err := env.UpdateSpec(ctx, c.Name, func(c *voicev1alpha1.Call) { c.Spec.Handoff.Requested = true }); err != nil {
@@ -214,7 +215,7 @@ func TestQueueTimeout(t *testing.T) {
 			if h := cur.Status.Handoff; h.Agent != "" || !strings.Contains(h.Reason, "maxWaitSeconds") {
 				t.Errorf("timed out handoff %+v", h)
 			}
-			if got := metric(t, "callfleet_handoffs_total", map[string]string{"outcome": agentpool.OutcomeTimedOut}); got < timedOutBefore+1 {
+			if got := metric(t, "callfleet_handoffs_total", map[string]string{"outcome": handoff.OutcomeTimedOut}); got < timedOutBefore+1 {
 				t.Errorf("handoffs_total{timed_out} %v, want at least %v", got, timedOutBefore+1)
 			}
 			if err := handofftest.Eventually(deadline, func() error {
@@ -228,7 +229,7 @@ func TestQueueTimeout(t *testing.T) {
 				t.Errorf("the bot was not told the handoff timed out: %v", bc.Events("handoff"))
 			}
 			switch onNoAgent {
-			case agentpool.OnNoAgentReturnToBot:
+			case voicev1alpha1.OnNoAgentReturnToBot:
 				// The AI keeps the call: still live and streaming.
 				time.Sleep(time.Second)
 				cur, _ = env.Call(ctx, c.Name)
@@ -236,7 +237,7 @@ func TestQueueTimeout(t *testing.T) {
 					t.Errorf("ReturnToBot: the call should stay with the bot: %s", describe(cur))
 				}
 				hangUp(t, c.Name)
-			case agentpool.OnNoAgentHangup:
+			case voicev1alpha1.OnNoAgentHangup:
 				cur = waitCall(t, c.Name, "the call hung up", ended)
 				if cur.Status.Phase != voicev1alpha1.CallCompleted {
 					t.Errorf("Hangup: call %s", describe(cur))
@@ -274,12 +275,61 @@ func TestBotRequestsHandoff(t *testing.T) {
 		return phase(c) == voicev1alpha1.HandoffBridged || phase(c) == voicev1alpha1.HandoffEnded
 	})
 	h := cur.Status.Handoff
-	if h.Source != agentpool.SourceBot || h.Reason != "the customer asked for a human" || h.Agent != "agent-1" || h.BridgedTime == nil {
+	if h.Source != voicev1alpha1.HandoffSourceBot || h.Reason != "the customer asked for a human" || h.Agent != "agent-1" || h.BridgedTime == nil {
 		t.Errorf("bot handoff %+v; want source Bot, its reason, the priority agent", h)
 	}
-	if cond := condition(cur.Status.Conditions, agentpool.ConditionHandoffMonitoring); cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != "ListenModeCaller" {
+	if cond := condition(cur.Status.Conditions, voicev1alpha1.ConditionHandoffMonitoring); cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != "ListenModeCaller" {
 		t.Errorf("HandoffMonitoring %+v, want False ListenModeCaller", cond)
 	}
 	waitCall(t, c.Name, "handoff Ended", func(c *voicev1alpha1.Call) bool { return phase(c) == voicev1alpha1.HandoffEnded && ended(c) })
 	waitPool(t, pool.Name, "every agent free", func(p *voicev1alpha1.AgentPool) bool { return reservations(p) == 0 })
+}
+
+// TestCallerHangsUpWhileQueued: a queued caller hears the pool's hold audio
+// (a PCMO play on the live socket, seen at the sim); when they hang up
+// before an agent is free, the handoff's outcome is Abandoned, and the pool
+// counts it once (status and metric) and drops the Call from its queue.
+func TestCallerHangsUpWhileQueued(t *testing.T) {
+	t.Parallel()
+	const hold = "https://audio.example.com/hold.mp3"
+	pool := env.NewPool("abandon", 1, func(p *voicev1alpha1.AgentPool) {
+		p.Spec.Agents[0].Paused = true
+		p.Spec.Queue.MaxWaitSeconds = 600
+		p.Spec.Queue.HoldAudioURL = hold
+	})
+	create(t, pool)
+	labels := map[string]string{"namespace": env.Namespace, "pool": pool.Name}
+	abandonedBefore := metric(t, "callfleet_handoffs_total", map[string]string{"outcome": handoff.OutcomeAbandoned})
+	c := env.NewCall("abandon-1", pool.Name, func(c *voicev1alpha1.Call) { c.Spec.Handoff.Requested = true })
+	connected(t, c)
+	waitCall(t, c.Name, "Queued", func(c *voicev1alpha1.Call) bool { return phase(c) == voicev1alpha1.HandoffQueued })
+	waitPool(t, pool.Name, "the Call in the queue", func(p *voicev1alpha1.AgentPool) bool {
+		return p.Status.Queued == 1 && len(p.Status.Queue) == 1 && p.Status.Queue[0].Call == c.Name
+	})
+	waitSim(t, c.Spec.To, "the hold audio played", func(r sim.CallRecord) bool {
+		for _, p := range r.Plays {
+			if p.Action == "play" && p.FileURL == hold {
+				return true
+			}
+		}
+		return false
+	})
+
+	hangUp(t, c.Name)
+	cur := waitCall(t, c.Name, "Abandoned", func(c *voicev1alpha1.Call) bool {
+		return c.Status.Handoff != nil && c.Status.Handoff.Outcome != ""
+	})
+	if h := cur.Status.Handoff; h.Outcome != voicev1alpha1.HandoffOutcomeAbandoned || h.Phase != voicev1alpha1.HandoffFailed || h.OnNoAgent != "" {
+		t.Errorf("handoff %+v, want Failed with outcome Abandoned", h)
+	}
+	p := waitPool(t, pool.Name, "the abandonment counted", func(p *voicev1alpha1.AgentPool) bool { return p.Status.Abandoned > 0 })
+	if p.Status.Abandoned != 1 || p.Status.Queued != 0 || len(p.Status.Queue) != 0 {
+		t.Errorf("pool status %+v, want abandoned 1 and an empty queue", p.Status)
+	}
+	if got := metric(t, "callfleet_agentpool_abandoned_calls_total", labels); got != 1 {
+		t.Errorf("abandoned_calls_total %v, want 1", got)
+	}
+	if got := metric(t, "callfleet_handoffs_total", map[string]string{"outcome": handoff.OutcomeAbandoned}); got < abandonedBefore+1 {
+		t.Errorf("handoffs_total{abandoned} %v, want at least %v", got, abandonedBefore+1)
+	}
 }

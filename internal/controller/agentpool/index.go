@@ -20,13 +20,13 @@ const IndexPool = "spec.handoff.agentPoolRef.name"
 
 var registered sync.Map
 
-// registerIndex adds IndexPool to the manager's cache once per cache.
-func registerIndex(ctx context.Context, idx client.FieldIndexer) error {
+// RegisterIndex adds IndexPool to the manager's cache once per cache.
+func RegisterIndex(ctx context.Context, idx client.FieldIndexer) error {
 	if _, done := registered.LoadOrStore(idx, true); done {
 		return nil
 	}
 	err := idx.IndexField(ctx, &voicev1alpha1.Call{}, IndexPool, func(o client.Object) []string {
-		if p := poolOf(o.(*voicev1alpha1.Call)); p != "" {
+		if p := PoolOf(o.(*voicev1alpha1.Call)); p != "" {
 			return []string{p}
 		}
 		return nil
@@ -38,17 +38,17 @@ func registerIndex(ctx context.Context, idx client.FieldIndexer) error {
 	return nil
 }
 
-// poolOf is the AgentPool a Call hands off to.
-func poolOf(c *voicev1alpha1.Call) string {
+// PoolOf is the AgentPool a Call hands off to.
+func PoolOf(c *voicev1alpha1.Call) string {
 	if c.Spec.Handoff == nil {
 		return ""
 	}
 	return c.Spec.Handoff.AgentPoolRef.Name
 }
 
-// callsOfPool lists the Calls handing off to a pool, from the cache. The
+// CallsOfPool lists the Calls handing off to a pool, from the cache. The
 // items share memory with the cache: read them, never change them.
-func callsOfPool(ctx context.Context, c client.Reader, ns, pool string) ([]voicev1alpha1.Call, error) {
+func CallsOfPool(ctx context.Context, c client.Reader, ns, pool string) ([]voicev1alpha1.Call, error) {
 	var list voicev1alpha1.CallList
 	if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{IndexPool: pool}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
@@ -66,7 +66,7 @@ func request(ns, name string) reconcile.Request {
 func handoffChanged(o, n *voicev1alpha1.Call) bool {
 	return o.Generation != n.Generation || !o.DeletionTimestamp.Equal(n.DeletionTimestamp) ||
 		!equality.Semantic.DeepEqual(o.Status.Handoff, n.Status.Handoff) ||
-		answered(o) != answered(n) || callEnded(o) != callEnded(n) || streamPhase(o) != streamPhase(n)
+		Answered(o) != Answered(n) || CallEnded(o) != CallEnded(n) || streamPhase(o) != streamPhase(n)
 }
 
 func streamPhase(c *voicev1alpha1.Call) voicev1alpha1.StreamPhase {
@@ -76,9 +76,9 @@ func streamPhase(c *voicev1alpha1.Call) voicev1alpha1.StreamPhase {
 	return c.Status.Stream.State
 }
 
-// callPredicate passes Calls with a handoff, and of their updates those
+// CallPredicate passes Calls with a handoff, and of their updates those
 // that matter to it.
-func callPredicate() predicate.Predicate {
+func CallPredicate() predicate.Predicate {
 	has := func(o client.Object) bool {
 		c, ok := o.(*voicev1alpha1.Call)
 		return ok && (c.Spec.Handoff != nil || c.Status.Handoff != nil)

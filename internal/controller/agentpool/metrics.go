@@ -5,28 +5,13 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
-// Handoff outcomes, the values of the outcome label.
-const (
-	OutcomeBridged  = "bridged"
-	OutcomeTimedOut = "timed_out"
-	OutcomeFailed   = "failed"
-)
-
 var (
-	// Handoffs counts finished handoffs by outcome: bridged (an agent
-	// answered), timed_out (the queue's maxWaitSeconds passed) or failed.
-	Handoffs = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "callfleet_handoffs_total",
-		Help: "Handoffs to a human agent by outcome: bridged, timed_out or failed.",
-	}, []string{"outcome"})
-
-	// TimeToAnswer is the time from the handoff request to the agent
-	// answering (requestedTime → bridgedTime).
-	TimeToAnswer = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "callfleet_handoff_time_to_answer_seconds",
-		Help:    "Seconds from a handoff request to the agent answering the bridge.",
-		Buckets: []float64{.5, 1, 2, 3, 5, 8, 13, 20, 30, 45, 60, 90, 120, 180, 300, 600},
-	})
+	// Abandoned counts, per pool, the callers who hung up while waiting for
+	// an agent: the same count as the AgentPool's status.abandoned.
+	Abandoned = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "callfleet_agentpool_abandoned_calls_total",
+		Help: "Callers who hung up while waiting for an agent of the AgentPool (queued or ringing).",
+	}, []string{"namespace", "pool"})
 
 	// Utilisation is each pool's busy agents over its agents.
 	Utilisation = prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -49,8 +34,5 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(Handoffs, TimeToAnswer, Utilisation, Queued, Released)
-	for _, o := range []string{OutcomeBridged, OutcomeTimedOut, OutcomeFailed} {
-		Handoffs.WithLabelValues(o)
-	}
+	ctrlmetrics.Registry.MustRegister(Abandoned, Utilisation, Queued, Released)
 }

@@ -46,7 +46,7 @@ func anyHasSkills(pool *voicev1alpha1.AgentPool, want []string) bool {
 
 // normalize aligns status.agents with spec (spec order; an agent removed
 // from spec stays, after them, while it has reservations) and recomputes
-// Total, Available and Busy. Queued, conditions and observedGeneration are
+// Total, Available, Busy and Queued. Conditions and observedGeneration are
 // the PoolReconciler's.
 func normalize(pool *voicev1alpha1.AgentPool) {
 	st := &pool.Status
@@ -73,6 +73,7 @@ func normalize(pool *voicev1alpha1.AgentPool) {
 	sort.Slice(gone, func(i, j int) bool { return gone[i].Name < gone[j].Name })
 	st.Agents = append(out, gone...)
 
+	st.Queued = int32(len(st.Queue))
 	st.Total, st.Available, st.Busy = int32(len(pool.Spec.Agents)), 0, 0
 	for i := range pool.Spec.Agents {
 		a := &pool.Spec.Agents[i]
@@ -128,9 +129,9 @@ func reservedCalls(pool *voicev1alpha1.AgentPool) []string {
 	return out
 }
 
-// callEnded reports whether the Call's current attempt is over (or the Call
+// CallEnded reports whether the Call's current attempt is over (or the Call
 // is finished), so no handoff can start or go on.
-func callEnded(call *voicev1alpha1.Call) bool {
+func CallEnded(call *voicev1alpha1.Call) bool {
 	switch call.Status.Phase {
 	case voicev1alpha1.CallCompleted, voicev1alpha1.CallFailed, voicev1alpha1.CallRetrying:
 		return true
@@ -139,16 +140,34 @@ func callEnded(call *voicev1alpha1.Call) bool {
 	return a == nil || a.EndTime != nil || a.State == voicev1alpha1.AttemptEnded || call.DeletionTimestamp != nil
 }
 
-// answered reports whether the current attempt was answered and is live.
-func answered(call *voicev1alpha1.Call) bool {
+// Answered reports whether the current attempt was answered and is live.
+func Answered(call *voicev1alpha1.Call) bool {
 	a := callstate.Current(&call.Status)
-	return a != nil && a.AnswerTime != nil && !callEnded(call)
+	return a != nil && a.AnswerTime != nil && !CallEnded(call)
 }
 
 // bound reports whether the Call shows the agent as its live assignment.
 func bound(call *voicev1alpha1.Call, agent string) bool {
 	h := call.Status.Handoff
-	return h != nil && h.Agent == agent && (h.Phase == voicev1alpha1.HandoffRinging || h.Phase == voicev1alpha1.HandoffBridged) && !callEnded(call)
+	return h != nil && h.Agent == agent && (h.Phase == voicev1alpha1.HandoffRinging || h.Phase == voicev1alpha1.HandoffBridged) && !CallEnded(call)
+}
+
+// pendingFor returns the agent booked for the Call at its current version,
+// when it may still take it.
+func pendingFor(pool *voicev1alpha1.AgentPool, c *voicev1alpha1.Call) *voicev1alpha1.Agent {
+	for i := range pool.Spec.Agents {
+		a := &pool.Spec.Agents[i]
+		s := agentStatus(&pool.Status, a.Name)
+		if a.Paused || s == nil {
+			continue
+		}
+		for _, res := range s.Reservations {
+			if res.Call == c.Name && res.CallResourceVersion == c.ResourceVersion {
+				return a
+			}
+		}
+	}
+	return nil
 }
 
 // removeDead drops the Call's reservations that can never bind or no longer
@@ -184,7 +203,7 @@ func dead(r voicev1alpha1.AgentReservation, agent string, call *voicev1alpha1.Ca
 		return true
 	case bound(call, agent):
 		return false
-	case r.CallResourceVersion != "" && r.CallResourceVersion == call.ResourceVersion && !callEnded(call):
+	case r.CallResourceVersion != "" && r.CallResourceVersion == call.ResourceVersion && !CallEnded(call):
 		return false // its maker may still bind it
 	}
 	return true
@@ -295,44 +314,13 @@ func (p *planner) take(i int, now time.Time) {
 	}
 }
 
-// waiter is a Call waiting for an agent, for the FIFO gate.
-type waiter struct {
-	name      string
-	requested time.Time
-	skills    []string
-	tried     []string
-	rv        string // the Call's resourceVersion as seen
-	reserved  bool   // already holds a reservation: served
-}
-
-func sortWaiters(ws []waiter) {
+func sortWaiters(ws []Waiter) {
 	sort.SliceStable(ws, func(i, j int) bool {
-		if !ws[i].requested.Equal(ws[j].requested) {
-			return ws[i].requested.Before(ws[j].requested)
+		if !ws[i].Requested.Equal(ws[j].Requested) {
+			return ws[i].Requested.Before(ws[j].Requested)
 		}
-		return ws[i].name < ws[j].name
+		return ws[i].Name < ws[j].Name
 	})
-}
-
-// servedNow reports whether the Call named self is served in this round of
-// the queue: waiters (sorted, self among them) take free agents in order of
-// request, each as the strategy picks among the agents it may have, so a Call
-// waiting for a skill nobody free has does not hold up the Calls behind it.
-func servedNow(p *planner, waiters []waiter, self string, now time.Time) bool {
-	p = p.clone()
-	for _, w := range waiters {
-		if w.reserved && w.name != self {
-			continue
-		}
-		i := p.pick(w.skills, w.tried)
-		if w.name == self {
-			return i >= 0
-		}
-		if i >= 0 {
-			p.take(i, now)
-		}
-	}
-	return false
 }
 
 // reservation is what planReservation decided.

@@ -49,6 +49,7 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		if apierrors.IsNotFound(err) {
 			Utilisation.DeleteLabelValues(req.Namespace, req.Name)
 			Queued.DeleteLabelValues(req.Namespace, req.Name)
+			Abandoned.DeleteLabelValues(req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -56,40 +57,26 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{}, nil
 	}
 	before := pool.Status.DeepCopy()
-	normalize(pool)
-
-	calls, err := callsOfPool(ctx, r, pool.Namespace, pool.Name)
+	l := NewLedger(pool)
+	released, again, err := r.reclaim(ctx, l)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	var queued int32
-	for i := range calls {
-		if h := calls[i].Status.Handoff; h != nil && h.Phase == voicev1alpha1.HandoffQueued && !callEnded(&calls[i]) {
-			queued++
-		}
-	}
-	pool.Status.Queued = queued
-
-	released, again, err := r.reclaim(ctx, pool)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if len(released) > 0 {
-		normalize(pool)
-	}
+	pool = l.Pool()
 	r.summarize(pool)
 
 	if !equality.Semantic.DeepEqual(before, &pool.Status) {
-		// Update, not patch: reservations change only on the version read.
+		// Update, not patch: bookings change only on the version read.
 		if err := r.Status().Update(ctx, pool); err != nil {
-			if apierrors.IsConflict(err) {
-				return ctrl.Result{Requeue: true}, nil
-			}
-			return ctrl.Result{}, err
+			// A conflict means a newer pool, whose event reconciles again.
+			return ctrl.Result{}, client.IgnoreNotFound(ignoreConflict(err))
 		}
-		for _, msg := range released {
-			Released.Inc()
-			r.event(pool, "Normal", "ReservationReleased", "%s", msg)
+		for _, rel := range released {
+			Released.Add(float64(len(rel.Agents)))
+			if rel.Abandoned {
+				Abandoned.WithLabelValues(pool.Namespace, pool.Name).Inc()
+			}
+			r.event(pool, "Normal", "ReservationReleased", "%s", rel.msg)
 		}
 	}
 	st := &pool.Status
@@ -103,27 +90,34 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	switch {
 	case again:
 		return ctrl.Result{RequeueAfter: ReclaimGrace}, nil
-	case len(reservedCalls(pool)) > 0:
+	case len(BookedCalls(pool)) > 0:
 		return ctrl.Result{RequeueAfter: r.Resync}, nil
 	}
 	return ctrl.Result{}, nil
 }
 
-// reclaim drops reservations whose Call is gone, has ended or has moved on
+// reclaimed is what reclaim released for one Call.
+type reclaimed struct {
+	Freed
+	msg string
+}
+
+// reclaim drops bookings whose Call is gone, has ended or has moved on
 // without binding them. The cache picks candidates; each is confirmed by a
 // read past the cache made after the pool version being updated, so a
 // reservation its maker is still binding is never taken away.
-func (r *PoolReconciler) reclaim(ctx context.Context, pool *voicev1alpha1.AgentPool) (out []string, retry bool, err error) {
-	for _, name := range reservedCalls(pool) {
+func (r *PoolReconciler) reclaim(ctx context.Context, l *Ledger) (out []reclaimed, retry bool, err error) {
+	pool := l.Pool()
+	for _, name := range BookedCalls(pool) {
 		cached := &voicev1alpha1.Call{}
 		err := r.Get(ctx, types.NamespacedName{Namespace: pool.Namespace, Name: name}, cached)
 		if err != nil && !apierrors.IsNotFound(err) {
 			return nil, false, err
 		}
-		if err == nil && !deadIn(pool, name, cached) {
+		if err == nil && !deadIn(pool, name, cached) && (!l.queued(name) || waiting(cached)) {
 			continue
 		}
-		if err == nil && !callEnded(cached) && r.young(pool, name) {
+		if err == nil && !CallEnded(cached) && r.young(pool, name) {
 			// Its maker is likely retrying right now and will drop or
 			// remake it; reclaiming it under its feet only adds conflicts.
 			retry = true
@@ -139,13 +133,19 @@ func (r *PoolReconciler) reclaim(ctx context.Context, pool *voicev1alpha1.AgentP
 		why := "the Call is gone"
 		if fresh != nil {
 			why = "the Call moved on without it"
-			if callEnded(fresh) {
+			if CallEnded(fresh) {
 				why = "the call has ended"
 			}
 		}
-		for _, agent := range removeDead(pool, name, fresh) {
-			out = append(out, fmt.Sprintf("released agent %s from Call %s: %s", agent, name, why))
+		rel := l.Release(name, fresh)
+		if !rel.Any() {
+			continue
 		}
+		what := "its place in the queue"
+		if len(rel.Agents) > 0 {
+			what = "agent " + strings.Join(rel.Agents, ", ")
+		}
+		out = append(out, reclaimed{Freed: rel, msg: fmt.Sprintf("released %s from Call %s: %s", what, name, why)})
 	}
 	return out, retry, nil
 }
@@ -189,11 +189,11 @@ func (r *PoolReconciler) summarize(pool *voicev1alpha1.AgentPool) {
 		}
 	}
 	cond := metav1.Condition{
-		Type: voicev1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "AgentsListed", ObservedGeneration: pool.Generation,
+		Type: voicev1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: voicev1alpha1.ReasonAgentsListed, ObservedGeneration: pool.Generation,
 		Message: fmt.Sprintf("%d of %d agents available, %d busy, %d calls queued", st.Available, st.Total, st.Busy, st.Queued),
 	}
 	if paused == len(pool.Spec.Agents) {
-		cond.Status, cond.Reason = metav1.ConditionFalse, "AllAgentsPaused"
+		cond.Status, cond.Reason = metav1.ConditionFalse, voicev1alpha1.ReasonAllAgentsPaused
 		cond.Message = "every agent is paused: handoffs queue until one is resumed"
 	}
 	var removed []string
@@ -205,6 +205,13 @@ func (r *PoolReconciler) summarize(pool *voicev1alpha1.AgentPool) {
 	}
 	meta.SetStatusCondition(&st.Conditions, cond)
 	st.ObservedGeneration = pool.Generation
+}
+
+func ignoreConflict(err error) error {
+	if apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
 }
 
 func (r *PoolReconciler) event(pool *voicev1alpha1.AgentPool, kind, reason, note string, args ...any) {
@@ -222,19 +229,19 @@ func (r *PoolReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager)
 	if r.APIReader == nil {
 		r.APIReader = mgr.GetAPIReader()
 	}
-	if err := registerIndex(ctx, mgr.GetFieldIndexer()); err != nil {
+	if err := RegisterIndex(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&voicev1alpha1.AgentPool{}).
 		Watches(&voicev1alpha1.Call{},
 			handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-				if p := poolOf(o.(*voicev1alpha1.Call)); p != "" {
+				if p := PoolOf(o.(*voicev1alpha1.Call)); p != "" {
 					return []reconcile.Request{request(o.GetNamespace(), p)}
 				}
 				return nil
 			}),
-			builder.WithPredicates(callPredicate())).
+			builder.WithPredicates(CallPredicate())).
 		Named("agentpool").
 		Complete(r)
 }

@@ -22,10 +22,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
-	"github.com/callfleet/callfleet/internal/controller/agentpool"
-	"github.com/callfleet/callfleet/internal/controller/agentpool/handofftest"
 	"github.com/callfleet/callfleet/internal/sim"
 	"github.com/callfleet/callfleet/internal/testenv"
+	"github.com/callfleet/callfleet/test/harness/handofftest"
 )
 
 // TestPoolStatus: status lists every agent in spec order with the counts and
@@ -162,7 +161,7 @@ func TestHundredCallsTenAgents(t *testing.T) {
 	// 100 ask for a human at once. Their streams are paused: audio is the
 	// gateway benchmark's business, this is about reservations.
 	names, err := env.LiveCalls(ctx, "hundred", pool.Name, n, 25, 3*time.Minute, func(c *voicev1alpha1.Call) {
-		c.Spec.Handoff.OnNoAgent = agentpool.OnNoAgentHangup
+		c.Spec.Handoff.OnNoAgent = voicev1alpha1.OnNoAgentHangup
 		c.Spec.Stream.ListenMode = voicev1alpha1.ListenCaller
 		c.Spec.Stream.State = voicev1alpha1.StreamPaused
 	})

@@ -37,7 +37,7 @@ func liveCall(name, rv string) *voicev1alpha1.Call {
 	c.Status.Phase = voicev1alpha1.CallInProgress
 	c.Status.Attempts = []voicev1alpha1.CallAttempt{{Number: 1, State: voicev1alpha1.AttemptDialed, AnswerTime: &at}}
 	c.Spec.Handoff = &voicev1alpha1.CallHandoff{AgentPoolRef: voicev1alpha1.LocalRef{Name: "pool"}}
-	c.Status.Handoff = &voicev1alpha1.CallHandoffStatus{Phase: voicev1alpha1.HandoffRequested, Source: SourceBot, RequestedTime: &at}
+	c.Status.Handoff = &voicev1alpha1.CallHandoffStatus{Phase: voicev1alpha1.HandoffRequested, Source: voicev1alpha1.HandoffSourceBot, RequestedTime: &at}
 	return c
 }
 
@@ -212,17 +212,16 @@ func TestQueueServesInOrderOfRequest(t *testing.T) {
 	p := testPool(StrategyRoundRobin,
 		agent("a", func(a *voicev1alpha1.Agent) { a.Skills = []string{"hindi"} }),
 		agent("b"))
-	ws := []waiter{
-		{name: "late", requested: t0.Add(2 * time.Second)},
-		{name: "first", requested: t0},
-		{name: "tamil", requested: t0.Add(time.Second), skills: []string{"tamil"}},
-		{name: "second", requested: t0.Add(time.Second)},
+	ws := []Waiter{
+		{Name: "late", Requested: t0.Add(2 * time.Second)},
+		{Name: "first", Requested: t0},
+		{Name: "tamil", Requested: t0.Add(time.Second), Skills: []string{"tamil"}},
+		{Name: "second", Requested: t0.Add(time.Second)},
 	}
-	sortWaiters(ws)
-	pl := newPlanner(p)
+	served := NewLedger(p).PlanRound(ws, t0).Served
 	want := map[string]bool{"first": true, "second": true, "tamil": false, "late": false}
 	for name, w := range want {
-		if got := servedNow(pl, ws, name, t0); got != w {
+		if _, got := served[name]; got != w {
 			t.Errorf("%s served = %v, want %v", name, got, w)
 		}
 	}

@@ -21,8 +21,8 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
-	"github.com/callfleet/callfleet/internal/controller/agentpool/handofftest"
 	"github.com/callfleet/callfleet/internal/sim"
+	"github.com/callfleet/callfleet/test/harness/handofftest"
 )
 
 // env runs envtest, piopiy-sim, the Call controller and receiver, the

@@ -4,7 +4,7 @@
 // through the handoff controller's reservation, the Call status write, the
 // gateway's watch and the socket. Everything runs in this process against a
 // real kube-apiserver (envtest) and piopiy-sim; see
-// internal/controller/agentpool/handofftest.
+// test/harness/handofftest.
 //
 //	go test ./test/bench/handoff -run '^$' -bench . -benchtime 1x
 package handoff
@@ -24,9 +24,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
-	"github.com/callfleet/callfleet/internal/controller/agentpool/handofftest"
 	"github.com/callfleet/callfleet/internal/sim"
 	"github.com/callfleet/callfleet/test/harness"
+	"github.com/callfleet/callfleet/test/harness/handofftest"
 )
 
 var env *handofftest.Env

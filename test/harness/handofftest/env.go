@@ -22,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -32,6 +33,7 @@ import (
 	"github.com/callfleet/callfleet/internal/account"
 	"github.com/callfleet/callfleet/internal/controller/agentpool"
 	"github.com/callfleet/callfleet/internal/controller/call"
+	"github.com/callfleet/callfleet/internal/controller/handoff"
 	"github.com/callfleet/callfleet/internal/gateway"
 	"github.com/callfleet/callfleet/internal/sim"
 	"github.com/callfleet/callfleet/pkg/piopiy"
@@ -94,7 +96,7 @@ func (e *Env) setup(ctx context.Context, mgr ctrl.Manager) error {
 	if err := pools.SetupWithManager(ctx, mgr); err != nil {
 		return err
 	}
-	handoffs := &agentpool.HandoffReconciler{
+	handoffs := &handoff.Reconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("callfleet-handoff"),
 		Accounts: &account.Resolver{Reader: mgr.GetAPIReader(), Default: types.NamespacedName{Namespace: harness.AccountNamespace, Name: harness.AccountName}},
 		Piopiy:   e.clients,
@@ -220,7 +222,7 @@ func (e *Env) StartSecondManager() error {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
-		Controller:             config.Controller{SkipNameValidation: ptr(true)},
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
 		return err
@@ -299,7 +301,7 @@ func (e *Env) NewCall(name, pool string, mut ...func(*voicev1alpha1.Call)) *voic
 	c.Spec.Stream.VoiceQuality = 8000
 	c.Spec.RingTimeoutSeconds = 20
 	c.Spec.MaxDurationSeconds = 600
-	c.Spec.Handoff = &voicev1alpha1.CallHandoff{AgentPoolRef: voicev1alpha1.LocalRef{Name: pool}, OnNoAgent: agentpool.OnNoAgentReturnToBot}
+	c.Spec.Handoff = &voicev1alpha1.CallHandoff{AgentPoolRef: voicev1alpha1.LocalRef{Name: pool}, OnNoAgent: voicev1alpha1.OnNoAgentReturnToBot}
 	for _, m := range mut {
 		m(c)
 	}
@@ -374,8 +376,6 @@ func Eventually(timeout time.Duration, cond func() error) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // LiveCalls creates n Calls named prefix-000… handing off to pool (not yet
 // requested), at most perSecond a second, and waits until every one is
