@@ -50,7 +50,7 @@ func TestSampleCampaign(t *testing.T) {
 		s := condition(c, voicev1alpha1.ConditionStalled)
 		return s != nil && s.Reason == "EndpointNotFound" && c.Status.Total == 6
 	})
-	if len(c.Status.InvalidContacts) != 0 || c.Status.Cursor != 0 {
+	if len(c.Status.InvalidContacts) != 0 || c.Status.Active != 0 {
 		t.Fatalf("status: %s", describe(c))
 	}
 	// Adding the finalizer must not rewrite the spec (suspend: false).
