@@ -181,7 +181,7 @@ type scope struct {
 	// waitReason says why no more Calls start now ("" when nothing holds
 	// them back); waitMessage explains.
 	waitReason, waitMessage string
-	created                 int
+	created, createdFresh   int
 	requeue                 time.Duration
 }
 

@@ -82,8 +82,8 @@ func (r *Reconciler) summarize(s *scope, err error) {
 	}
 	if s.listed && s.contacts != nil {
 		st.Active = int64(s.inflight() + s.created)
-		st.Pending = max(s.pending-int64(s.created), 0)
-		st.Waiting = int64(len(s.waiters))
+		st.Pending = max(s.pending-int64(s.createdFresh), 0)
+		st.Waiting = int64(len(s.waiters) - (s.created - s.createdFresh))
 		st.WaitingForWindow = s.outsideWindow
 		st.NextAttemptTime = timeOrNil(s.nextAttempt)
 		st.NextWindowTime = timeOrNil(s.nextWindow)

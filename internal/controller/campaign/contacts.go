@@ -343,6 +343,15 @@ func parseCSV(name string, r io.Reader, template map[string]string) (*source, er
 
 // readRecord parses one CSV record (which may span lines inside quotes).
 func readRecord(text string) ([]string, error) {
+	if !strings.Contains(text, `"`) {
+		// Most rows: no quoting, so encoding/csv would only split on commas
+		// (and trim leading spaces, as it is configured to).
+		fields := strings.Split(text, ",")
+		for i, f := range fields {
+			fields[i] = strings.TrimLeft(f, " \t")
+		}
+		return fields, nil
+	}
 	cr := csv.NewReader(strings.NewReader(text))
 	cr.TrimLeadingSpace = true
 	cr.FieldsPerRecord = -1

@@ -196,6 +196,7 @@ func (r *Reconciler) grant(ctx context.Context, s *scope) error {
 
 	var plan []*voicev1alpha1.Call
 	var tats []time.Time
+	var fresh []bool
 	full := false // no more starts this pass; the rest is only counted
 	try := func(e entry, n int32) {
 		if !isOpen(e) {
@@ -227,6 +228,7 @@ func (r *Reconciler) grant(ctx context.Context, s *scope) error {
 		tat = next
 		plan = append(plan, buildCall(c, e, n))
 		tats = append(tats, tat)
+		fresh = append(fresh, n == 1)
 	}
 	for _, w := range s.waiters {
 		if !w.due.After(s.now) {
@@ -257,6 +259,11 @@ func (r *Reconciler) grant(ctx context.Context, s *scope) error {
 	}
 	made, err := r.createAll(ctx, s, plan)
 	s.created = made
+	for _, f := range fresh[:made] {
+		if f {
+			s.createdFresh++
+		}
+	}
 	if made > 0 {
 		setPaceTime(&c.Status, tats[made-1])
 		if c.Status.StartTime == nil {

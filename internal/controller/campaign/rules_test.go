@@ -303,10 +303,9 @@ func TestCampaignStartDeadlineBlackout(t *testing.T) {
 	ns := newNamespace(t)
 	numbers := newNumbers(4)
 	setBehaviour(quick(100*time.Millisecond), numbers[:2]...)
-	setBehaviour(quick(time.Hour), numbers[2:]...) // talk long: still live at the deadline
+	setBehaviour(quick(15*time.Second), numbers[2:]...) // talks on past the deadline
 	create(t, newCampaign(ns, "dates", numbers, func(c *voicev1alpha1.Campaign) {
 		c.Spec.Concurrency = 1
-		c.Spec.CallTemplate.Spec.MaxDurationSeconds = 30
 		c.Spec.Schedule = &voicev1alpha1.CampaignSchedule{
 			StartTime:     &metav1.Time{Time: start},
 			Deadline:      &metav1.Time{Time: start.Add(48 * time.Hour)},
@@ -332,7 +331,7 @@ func TestCampaignStartDeadlineBlackout(t *testing.T) {
 	if len(listCalls(t, ns)) != 0 {
 		t.Fatal("a Call on a blackout date")
 	}
-	clk.advance(16 * time.Hour) // 26 Dec 02:00
+	clk.advance(16 * time.Hour) // 26 Dec 01:00
 	poke(t, ns, "dates")
 	observed(t, ns, "dates", "two done, one live", func(c *voicev1alpha1.Campaign) bool {
 		return c.Status.Succeeded == 2 && c.Status.Active == 1
@@ -406,11 +405,11 @@ func TestCampaignEditNeverRingsTwice(t *testing.T) {
 	create(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "leads"}, Data: map[string]string{"contacts.csv": csvOf(numbers[0:6]...)}})
 	create(t, newCampaign(ns, "edit", nil, func(c *voicev1alpha1.Campaign) {
 		c.Spec.Concurrency = 1
-		c.Spec.CallsPerMinute = 60
+		c.Spec.CallsPerMinute = 20 // one every 3 s: the edit lands before numbers[5] is reached
 		c.Spec.ContactsFrom = []voicev1alpha1.ContactSource{{ConfigMapRef: voicev1alpha1.LocalRef{Name: "leads"}}}
 	}))
 	waitCampaign(t, ns, "edit", "two contacts done", time.Minute, func(c *voicev1alpha1.Campaign) bool { return c.Status.Succeeded >= 2 })
-	// Insert above, remove numbers[5] (not dialed yet at concurrency 1, 60
+	// Insert above, remove numbers[5] (not dialed yet at concurrency 1, 20
 	// a minute), reorder, and list numbers[6] twice.
 	setCSV := func(data string) {
 		cm := &corev1.ConfigMap{}
