@@ -277,7 +277,14 @@ func (r *Reconciler) afterWrite(ctx context.Context, s *scope) error {
 		return nil
 	}
 	var errs []error
-	todo := s.releases
+	// A release this process made that the cache does not show yet is not
+	// sent again (it would only fail its JSON patch test).
+	var todo []released
+	for _, rel := range s.releases {
+		if !r.recent.has(s.key, "release/"+string(rel.call.UID), s.wall) {
+			todo = append(todo, rel)
+		}
+	}
 	if len(todo) > maxReleasesPerPass {
 		todo = todo[:maxReleasesPerPass]
 		s.requeueIn(time.Millisecond)

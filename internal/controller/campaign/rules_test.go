@@ -580,9 +580,13 @@ func TestCampaignSuspendObservedUnderLoad(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("noise-%d", w)}}
+			_ = k8s.Create(ctx, cm)
 			for i := 0; ctx.Err() == nil; i++ {
-				cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("noise-%d-%d", w, i)}, Data: map[string]string{"x": strings.Repeat("x", 4096)}}
-				_ = k8s.Create(ctx, cm)
+				cm.Data = map[string]string{"x": fmt.Sprint(i, strings.Repeat("x", 4096))}
+				if err := k8s.Update(ctx, cm); err != nil {
+					_ = k8s.Get(ctx, client.ObjectKeyFromObject(cm), cm)
+				}
 			}
 		}()
 	}
