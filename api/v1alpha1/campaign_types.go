@@ -94,7 +94,7 @@ type CampaignSchedule struct {
 type CampaignRetryPolicy struct {
 	// outcome of the last attempt this policy applies to.
 	// +required
-	// +kubebuilder:validation:Enum=NoAnswer;Busy;Failed;Voicemail
+	// +kubebuilder:validation:XValidation:rule="self in ['NoAnswer', 'Busy', 'Failed', 'Voicemail']",message="a retry policy is for NoAnswer, Busy, Failed or Voicemail: an answered, rejected or canceled contact is not rung again"
 	Outcome CallOutcome `json:"outcome"`
 	// delaySeconds after the last attempt ended before the next may start
 	// (when the window, pacing and the rest allow).

@@ -24,7 +24,7 @@ func TestCampaignValidationRejectsNonsense(t *testing.T) {
 		{"deadline not a time", base + "  schedule: {deadline: \"next week\"}", "spec.schedule.deadline"},
 		{"blackout not a date", base + "  schedule: {blackoutDates: [\"25/12/2026\"]}", "spec.schedule.blackoutDates[0] in body should match"},
 		{"retry for an unknown outcome", base + "  retry: {policies: [{outcome: Maybe}]}", `spec.retry.policies[0].outcome: Unsupported value: "Maybe"`},
-		{"retry for Answered", base + "  retry: {policies: [{outcome: Answered}]}", `Unsupported value: "Answered"`},
+		{"retry for Answered", base + "  retry: {policies: [{outcome: Answered}]}", "a retry policy is for NoAnswer, Busy, Failed or Voicemail"},
 		{"two policies for one outcome", base + "  retry: {policies: [{outcome: Busy}, {outcome: Busy}]}", "Duplicate value"},
 		{"retry maxAttempts too high", base + "  retry: {policies: [{outcome: Busy, maxAttempts: 11}]}", "should be less than or equal to 10"},
 		{"bad stop mode", base + "  stop: true\n  stopMode: Now", `Unsupported value: "Now"`},
