@@ -54,8 +54,9 @@ func setupOtherControllers(ctx context.Context, mgr ctrl.Manager, o options, pio
 		return fmt.Errorf("setting up handoff controller: %w", err)
 	}
 
+	// No Client: the Campaign controller makes its own, with its own
+	// client-side rate limit, so a suspend is not queued behind Call writes.
 	campaigns := &campaign.Reconciler{
-		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("callfleet-campaign"),
 	}

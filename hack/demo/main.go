@@ -269,6 +269,9 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	if _, err := campaignOverlay(c.samplesDir, c.dir); err != nil {
+		return err
+	}
 	scenario := c.scenarioFile
 	if scenario == "" {
 		scenario = filepath.Join(c.dir, "scenario.yaml")

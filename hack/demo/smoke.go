@@ -174,14 +174,16 @@ callfleet demo is running. %s rings at once; its bot asks for a human after
   kubectl patch call try-1 -n %s --type merge -p '{"spec":{"stream":{"state":"Paused"}}}'   # "Active" resumes
   kubectl patch call try-1 -n %s --type merge -p '{"spec":{"handoff":{"agentPoolRef":{"name":"%s"},"requested":true}}}'
   kubectl patch call try-1 -n %s --type merge -p '{"spec":{"hangup":true}}'
-  kubectl apply -n %s -f config/samples/voice_v1alpha1_campaign.yaml     # a Campaign: a Call per contact
+  # the sample Campaign, its calling windows opened by a demo overlay so it dials now:
+  kubectl apply -n %s -k %s
+  kubectl get campaign spring-renewals -n %s -w
 
   curl -s http://%s/sim/calls | jq .     # piopiy-sim's record: webhooks, streams, bridges
   curl -s http://%s/sim/agents | jq .
 
 Logs: %s/*.log    More: docs/demo.md
 Ctrl-C stops everything: gateway, bot, manager, sim, then the apiserver.
-`, strings.Join(callNames(smp), ", "), c.handoffAfterTurns, kc, ns, smp.calls[0].Name, ns, ns, smp.endpoint.Name, ns, ns, poolName(smp), ns, ns, c.simAddr, c.simAddr, rel(c.root, filepath.Join(c.dir, "logs")))
+`, strings.Join(callNames(smp), ", "), c.handoffAfterTurns, kc, ns, smp.calls[0].Name, ns, ns, smp.endpoint.Name, ns, ns, poolName(smp), ns, ns, rel(c.root, filepath.Join(c.dir, "campaign")), ns, c.simAddr, c.simAddr, rel(c.root, filepath.Join(c.dir, "logs")))
 }
 
 func callNames(smp *samples) []string {

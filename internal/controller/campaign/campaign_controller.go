@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,11 +12,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -31,19 +34,10 @@ const (
 	// Calls (a real cluster's garbage collector would delete them too, but
 	// not release their count finalizers, and envtest has no collector).
 	Finalizer = "voice.callfleet.dev/campaign"
-	// CountFinalizer is on every Call a Campaign makes until the Campaign
-	// has counted its outcome, so no outcome is lost to a TTL or a user
-	// deleting the Call.
+	// CountFinalizer is on every Call a Campaign makes until the Call is
+	// accounted for (its contact recorded in the results record, or a later
+	// attempt made), so no outcome is lost to a TTL or a user deleting it.
 	CountFinalizer = "voice.callfleet.dev/campaign-count"
-	// LabelCampaign names the Campaign on its Calls (hashed when the name is
-	// longer than a label value may be).
-	LabelCampaign = "voice.callfleet.dev/campaign"
-	// AnnotationContactIndex is the contact index of a Call.
-	AnnotationContactIndex = "voice.callfleet.dev/contact-index"
-	// AnnotationCounted is set, in the same write that removes
-	// CountFinalizer, once a Call's outcome is in the Campaign's counts; its
-	// value is "succeeded" or "failed".
-	AnnotationCounted = "voice.callfleet.dev/counted"
 
 	// IndexCallCampaign indexes Calls by the name of the Campaign that
 	// controls them.
@@ -52,29 +46,72 @@ const (
 	indexEndpoint     = "campaign.callTemplate.streamEndpointRef.name"
 )
 
-// Condition types specific to Campaigns.
-const (
-	ConditionSuspended = "Suspended"
-	ConditionInWindow  = "InWindow"
-)
-
 // conflictRetry is how soon a status write refused for a stale view is
 // tried again; the Campaign's own status writes are filtered from its watch.
 const conflictRetry = 200 * time.Millisecond
 
+// Results batching: a pass writes the finished contacts to the results
+// record once resultsBatch are waiting, the oldest has waited
+// resultsFlushInterval, or nothing is in flight (nothing more will come
+// soon). The Calls wait meanwhile with their count finalizer; they hold no
+// slot.
+const (
+	resultsBatch         = 64
+	resultsFlushInterval = 2 * time.Second
+)
+
 // Reconciler reconciles Campaigns.
 type Reconciler struct {
+	// Client reads from the manager's cache. When nil, SetupWithManager
+	// makes one with its own client-side rate limit, so the Campaign's few
+	// writes (a suspend observed, a stop) never queue behind the Call
+	// controller's many.
 	client.Client
 	// APIReader reads past the cache where a stale read could hide a Call
-	// that exists (a create refused with AlreadyExists).
+	// that exists (a create refused with AlreadyExists) and to load the
+	// results record.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
-	// Now is the clock of calling windows, pacing and TTLs (tests fix it).
+	// Now is the clock of calling windows, retries, pacing and TTLs (tests
+	// fix it).
 	Now func() time.Time
+	// QPS and Burst of the client SetupWithManager makes (default: the
+	// manager's, in a bucket of its own).
+	QPS   float32
+	Burst int
 
-	cache  sourceCache
-	expect expectations
-	recent recentWrites
+	cache   sourceCache
+	expect  expectations
+	recent  recentWrites
+	results resultsStore
+	batch   batchClock
+}
+
+// batchClock remembers, per Campaign, since when finished contacts have
+// waited to be recorded (wall time: batching is about load, not rules).
+type batchClock struct {
+	mu sync.Mutex
+	m  map[types.NamespacedName]time.Time
+}
+
+func (b *batchClock) since(key types.NamespacedName, now time.Time) time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = map[types.NamespacedName]time.Time{}
+	}
+	t, ok := b.m[key]
+	if !ok {
+		b.m[key] = now
+		return now
+	}
+	return t
+}
+
+func (b *batchClock) reset(key types.NamespacedName) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.m, key)
 }
 
 // errStalled is a problem only a change of spec or of a referenced object
@@ -88,44 +125,67 @@ type errStalled struct {
 func (e *errStalled) Error() string { return e.err.Error() }
 func (e *errStalled) Unwrap() error { return e.err }
 
+// contactCalls are the Calls of one contact.
+type contactCalls struct {
+	latest *voicev1alpha1.Call
+	n      int32
+	older  []*voicev1alpha1.Call
+}
+
+// waiter is a contact waiting for its next attempt.
+type waiter struct {
+	e   entry
+	n   int32 // the attempt to make
+	due time.Time
+}
+
 // scope is what one reconcile knows about its Campaign.
 type scope struct {
-	c   *voicev1alpha1.Campaign
-	key types.NamespacedName
-	now time.Time
+	c    *voicev1alpha1.Campaign
+	key  types.NamespacedName
+	now  time.Time // the rules' clock (Reconciler.Now)
+	wall time.Time // the process's clock, for batching and write memory
 
-	// children are the Campaign's Calls by contact index: informer
-	// objects, read only.
-	children        map[int64]*voicev1alpha1.Call
+	// calls are the Campaign's Calls (informer objects, read only), and
+	// byKey the same by contact key.
+	calls           []*voicev1alpha1.Call
+	byKey           map[string]*contactCalls
 	listed          bool
 	expectationsMet bool
-	inflight        int
+	inflightCalls   []*voicev1alpha1.Call
 	ownStreaming    int
 
 	contacts *contactList
 	dnc      map[string]struct{}
 	sched    schedule
+	rules    retryRules
 	endpoint *voicev1alpha1.StreamEndpoint
+	rec      *record
+
+	// ended: stopped or past the deadline; no attempt will start again.
+	ended      bool
+	endReason  string
+	waiters    []waiter
+	finals     []*resultRow
+	finalCalls map[string]*voicev1alpha1.Call
+	releases   []released
+	pending    int64 // never attempted, callable
+	dncNow     int64 // never attempted, on the do-not-call list now
+	// Window summary of the due contacts looked at.
+	outsideWindow int64
+	nextWindow    time.Time
+	anyOpen       bool
+	nextAttempt   time.Time
+	unrecorded    int // finished contacts not yet in the record
 
 	// waitReason says why no more Calls start now ("" when nothing holds
 	// them back); waitMessage explains.
 	waitReason, waitMessage string
-	// window is the head contact's calling window: nil when not looked at.
-	window *windowState
-	// created Calls this pass (made or found made).
-	created int
-	// skipped, succeeded and failed this pass, for metrics once written.
-	skipped           map[string]int
-	succeeded, failed int
-	requeue           time.Duration
+	created, createdFresh   int
+	requeue                 time.Duration
 }
 
-type windowState struct {
-	open  bool
-	next  time.Time
-	index int64
-	zone  string
-}
+func (s *scope) inflight() int { return len(s.inflightCalls) }
 
 func (s *scope) requeueIn(d time.Duration) {
 	if d <= 0 {
@@ -147,12 +207,13 @@ func (s *scope) wait(reason, msg string) {
 // +kubebuilder:rbac:groups=voice.callfleet.dev,resources=campaigns/finalizers,verbs=update
 // +kubebuilder:rbac:groups=voice.callfleet.dev,resources=calls,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=voice.callfleet.dev,resources=streamendpoints,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile counts the Campaign's finished Calls, deletes expired ones, and
-// starts Calls for the next contacts as far as suspend, windows, pacing,
-// concurrency and the StreamEndpoint's free slots allow.
+// Reconcile records finished contacts, grants the next attempts as far as
+// the rules allow (suspend, stop, deadline, windows, do-not-call, pacing,
+// concurrency, the endpoint's free slots), writes status once, then
+// releases and expires the Calls that are accounted for.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	c := &voicev1alpha1.Campaign{}
 	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
@@ -175,16 +236,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 	}
 
-	s := &scope{c: c, key: req.NamespacedName, now: r.Now(), skipped: map[string]int{}}
+	s := &scope{c: c, key: req.NamespacedName, now: r.Now(), wall: time.Now()}
 	began := time.Now()
 	before := c.Status.DeepCopy()
 	err := r.reconcileNormal(ctx, s)
 	r.summarize(s, err)
 
-	if needsWrite(before, &c.Status) {
+	if !equality.Semantic.DeepEqual(before, &c.Status) {
 		// Update, not patch: the resourceVersion makes a write computed from
-		// a stale view fail instead of counting a Call twice or moving the
-		// cursor back.
+		// a stale view fail instead of going backwards.
 		if uerr := r.Status().Update(ctx, c); uerr != nil {
 			if apierrors.IsConflict(uerr) {
 				return ctrl.Result{RequeueAfter: conflictRetry}, nil
@@ -193,14 +253,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		r.written(s, before)
 	}
-	// Only now that the counts are stored may the Calls lose their count
-	// finalizer.
-	if rerr := r.releaseCounted(ctx, s); rerr != nil {
-		err = errors.Join(err, rerr)
+	// Status is out (a suspend or stop is observed); now the bookkeeping.
+	if aerr := r.afterWrite(ctx, s); aerr != nil {
+		err = errors.Join(err, aerr)
 	}
 
-	log.FromContext(ctx).V(1).Info("Reconciled", "cursor", c.Status.Cursor, "created", s.created, "inflight", s.inflight,
-		"counted", s.succeeded+s.failed, "expectationsMet", s.expectationsMet, "wait", s.waitReason, "requeueAfter", s.requeue, "took", time.Since(began))
+	log.FromContext(ctx).V(1).Info("Reconciled", "created", s.created, "inflight", s.inflight(), "waiting", len(s.waiters),
+		"unrecorded", s.unrecorded, "expectationsMet", s.expectationsMet, "wait", s.waitReason, "requeueAfter", s.requeue, "took", time.Since(began))
 	if stalled, ok := stalledOnly(err); ok {
 		// Stalled waits for a watched object (spec, ConfigMap, endpoint) to
 		// change, not for backoff.
@@ -208,6 +267,34 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		err = nil
 	}
 	return ctrl.Result{RequeueAfter: s.requeue}, err
+}
+
+// afterWrite releases the Calls accounted for, deletes the expired ones and
+// hangs up live ones of a Campaign stopped with stopMode Hangup, each
+// bounded per pass.
+func (r *Reconciler) afterWrite(ctx context.Context, s *scope) error {
+	if !s.listed {
+		return nil
+	}
+	var errs []error
+	// A release this process made that the cache does not show yet is not
+	// sent again (it would only fail its JSON patch test).
+	var todo []released
+	for _, rel := range s.releases {
+		if !r.recent.has(s.key, "release/"+string(rel.call.UID), s.wall) {
+			todo = append(todo, rel)
+		}
+	}
+	if len(todo) > maxReleasesPerPass {
+		todo = todo[:maxReleasesPerPass]
+		s.requeueIn(time.Millisecond)
+	}
+	errs = append(errs, r.release(ctx, s, todo))
+	errs = append(errs, r.expire(ctx, s))
+	if s.c.Spec.Stop && s.c.Spec.StopMode == voicev1alpha1.StopHangup {
+		errs = append(errs, r.hangUp(ctx, s))
+	}
+	return errors.Join(errs...)
 }
 
 // stalledOnly reports whether err is made of stalled errors only (a
@@ -233,31 +320,34 @@ func stalledOnly(err error) (*errStalled, bool) {
 	return first, first != nil
 }
 
-// reconcileNormal runs the phases in order. Counting and TTL come first so
-// they go on whatever stops new Calls.
+// reconcileNormal runs the phases in order. Recording comes before
+// granting so a contact's outcome is stored whatever stops new Calls.
 func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) error {
 	if err := r.listCalls(ctx, s); err != nil {
 		return err
 	}
-	r.countFinished(s)
+	if err := r.loadInputs(ctx, s); err != nil {
+		return err
+	}
+	classify(s)
 	var errs []error
-	if err := r.expireFinished(ctx, s); err != nil {
+	if err := r.record(ctx, s); err != nil {
 		errs = append(errs, err)
 	}
-	if err := r.loadInputs(ctx, s); err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	if err := r.startCalls(ctx, s); err != nil {
+	if err := r.grant(ctx, s); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
-// loadInputs reads the contact list, the do-not-call list, the schedule and
-// the StreamEndpoint.
+// loadInputs reads the contact list, the do-not-call list, the schedule,
+// the retry policies, the results record and the StreamEndpoint.
 func (r *Reconciler) loadInputs(ctx context.Context, s *scope) error {
 	c := s.c
 	var err error
+	if s.rec, err = r.loadRecord(ctx, c); err != nil {
+		return err
+	}
 	if s.contacts, err = r.loadContacts(ctx, c); err != nil {
 		return err
 	}
@@ -266,6 +356,13 @@ func (r *Reconciler) loadInputs(ctx context.Context, s *scope) error {
 	}
 	if s.sched, err = parseSchedule(c.Spec.Schedule); err != nil {
 		return &errStalled{"InvalidSchedule", err}
+	}
+	s.rules = parseRetry(&c.Spec)
+	switch {
+	case c.Spec.Stop:
+		s.ended, s.endReason = true, "Stopped"
+	case !s.sched.deadline.IsZero() && !s.now.Before(s.sched.deadline):
+		s.ended, s.endReason = true, "DeadlinePassed"
 	}
 	if ref := c.Spec.CallTemplate.Spec.StreamEndpointRef; ref != nil {
 		ep := &voicev1alpha1.StreamEndpoint{}
@@ -280,6 +377,43 @@ func (r *Reconciler) loadInputs(ctx context.Context, s *scope) error {
 	return nil
 }
 
+// listCalls reads the Campaign's Calls, groups them by contact and checks
+// the cache has caught up with the creates this process made.
+func (r *Reconciler) listCalls(ctx context.Context, s *scope) error {
+	calls, err := r.ownCalls(ctx, s.c)
+	if err != nil {
+		return err
+	}
+	s.byKey = make(map[string]*contactCalls, len(calls))
+	names := make(map[string]struct{}, len(calls))
+	for i := range calls {
+		call := &calls[i]
+		names[call.Name] = struct{}{}
+		s.calls = append(s.calls, call)
+		key, n, ok := attemptOf(call)
+		if !ok {
+			continue
+		}
+		cc := s.byKey[key]
+		if cc == nil {
+			cc = &contactCalls{}
+			s.byKey[key] = cc
+		}
+		if n > cc.n {
+			if cc.latest != nil {
+				cc.older = append(cc.older, cc.latest)
+			}
+			cc.latest, cc.n = call, n
+		} else {
+			cc.older = append(cc.older, call)
+		}
+	}
+	s.listed = true
+	r.recent.sweep(s.key, s.wall)
+	s.expectationsMet, _ = r.expect.satisfied(s.key, func(n string) bool { _, ok := names[n]; return ok }, s.wall)
+	return nil
+}
+
 // reconcileDelete releases and deletes the Campaign's Calls (deleting a Call
 // hangs it up), then lets the Campaign go.
 func (r *Reconciler) reconcileDelete(ctx context.Context, c *voicev1alpha1.Campaign) (ctrl.Result, error) {
@@ -291,7 +425,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, c *voicev1alpha1.Campa
 	// Read past the cache: a Call it has not shown yet would keep its count
 	// finalizer for ever once the Campaign is gone.
 	var list voicev1alpha1.CallList
-	if err := r.APIReader.List(ctx, &list, client.InNamespace(c.Namespace), client.MatchingLabels{LabelCampaign: LabelValue(c.Name)}); err != nil {
+	if err := r.APIReader.List(ctx, &list, client.InNamespace(c.Namespace), client.MatchingLabels{voicev1alpha1.LabelCampaign: LabelValue(c.Name)}); err != nil {
 		return ctrl.Result{}, fmt.Errorf("listing Calls of Campaign: %w", err)
 	}
 	var calls []voicev1alpha1.Call
@@ -310,6 +444,19 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, c *voicev1alpha1.Campa
 		}
 		if call.DeletionTimestamp.IsZero() {
 			if err := r.Delete(ctx, call, client.Preconditions{UID: &call.UID}); client.IgnoreNotFound(err) != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	// The results record goes with the Campaign (the garbage collector would
+	// do it too), so a new Campaign of the same name starts a fresh one.
+	var shards corev1.ConfigMapList
+	if err := r.APIReader.List(ctx, &shards, client.InNamespace(c.Namespace), client.MatchingLabels{voicev1alpha1.LabelCampaignResults: LabelValue(c.Name)}); err != nil {
+		errs = append(errs, err)
+	}
+	for i := range shards.Items {
+		if cm := &shards.Items[i]; metav1.IsControlledBy(cm, c) {
+			if err := r.Delete(ctx, cm, client.Preconditions{UID: &cm.UID}); client.IgnoreNotFound(err) != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -333,27 +480,14 @@ func (r *Reconciler) forget(key types.NamespacedName) {
 	r.cache.forget(key)
 	r.expect.forget(key)
 	r.recent.forget(key)
+	r.results.forget(key)
+	r.batch.reset(key)
 }
 
 func (r *Reconciler) event(c *voicev1alpha1.Campaign, kind, reason, note string, args ...any) {
 	if r.Recorder != nil {
 		r.Recorder.Eventf(c, nil, kind, reason, "Reconcile", note, args...)
 	}
-}
-
-// needsWrite decides whether status changed enough to write. Dropping
-// released indexes from countedCalls alone waits for the next write (it is
-// only bookkeeping), unless the Campaign is done and nothing else will come.
-func needsWrite(before, after *voicev1alpha1.CampaignStatus) bool {
-	if equality.Semantic.DeepEqual(before, after) {
-		return false
-	}
-	b := before.DeepCopy()
-	b.CountedCalls = after.CountedCalls
-	if !equality.Semantic.DeepEqual(b, after) {
-		return true
-	}
-	return len(after.CountedCalls) > len(before.CountedCalls) || after.CompletionTime != nil
 }
 
 // SetupWithManager registers the controller and its indexes.
@@ -363,6 +497,21 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	}
 	if r.APIReader == nil {
 		r.APIReader = mgr.GetAPIReader()
+	}
+	if r.Client == nil {
+		cfg := rest.CopyConfig(mgr.GetConfig())
+		if r.QPS > 0 {
+			cfg.QPS, cfg.Burst = r.QPS, max(r.Burst, int(r.QPS))
+		}
+		// The same limits as the manager's, but a bucket of its own (a
+		// RateLimiter in the config would be shared); reads still come from
+		// the manager's cache.
+		cfg.RateLimiter = nil
+		cl, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), Cache: &client.CacheOptions{Reader: mgr.GetCache()}})
+		if err != nil {
+			return fmt.Errorf("making the Campaign controller's client: %w", err)
+		}
+		r.Client = cl
 	}
 	r.cache = sourceCache{sources: map[string]*parsedSource{}, dnc: map[string]*doNotCall{}}
 	idx := mgr.GetFieldIndexer()
@@ -398,6 +547,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Watches(&voicev1alpha1.StreamEndpoint{}, handler.EnqueueRequestsFromMapFunc(r.campaignsBy(indexEndpoint)),
 			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
 		Named("campaign").
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Complete(r)
 }
 
@@ -439,7 +589,7 @@ func callChanged() predicate.Funcs {
 			nf, _ := finished(n)
 			return of != nf ||
 				o.DeletionTimestamp.IsZero() != n.DeletionTimestamp.IsZero() ||
-				o.Annotations[AnnotationCounted] != n.Annotations[AnnotationCounted]
+				o.Annotations[voicev1alpha1.AnnotationCounted] != n.Annotations[voicev1alpha1.AnnotationCounted]
 		},
 	}
 }
@@ -460,3 +610,10 @@ func (r *Reconciler) campaignsBy(index string) handler.MapFunc {
 		return out
 	}
 }
+
+// Condition types specific to Campaigns (defined in the API package).
+const (
+	ConditionSuspended = voicev1alpha1.ConditionSuspended
+	ConditionStopped   = voicev1alpha1.ConditionStopped
+	ConditionInWindow  = voicev1alpha1.ConditionInWindow
+)

@@ -38,7 +38,7 @@ func TestConcurrencyAndCounts(t *testing.T) {
 	c := waitReady(t, ns, "conc", 2*time.Minute)
 
 	st := c.Status
-	if st.Total != 12 || st.Succeeded != 9 || st.Failed != 3 || st.Skipped != 0 || st.Active != 0 || st.Pending != 0 || st.Cursor != 12 {
+	if st.Total != 12 || st.Succeeded != 9 || st.Failed != 3 || st.Skipped != 0 || st.Active != 0 || st.Pending != 0 || st.Results == nil || st.Results.Recorded != 12 {
 		t.Fatalf("counts: %s", describe(c))
 	}
 	if st.StartTime == nil || st.CompletionTime == nil || condition(c, voicev1alpha1.ConditionReady).Reason != "Completed" {
@@ -52,34 +52,30 @@ func TestConcurrencyAndCounts(t *testing.T) {
 		t.Logf("at most %d calls live at once (concurrency 3)", got)
 	}
 
-	first := getCall(t, ns, "conc-0")
+	first := getCall(t, ns, campaign.CallName("conc", numbers[0], 1))
 	if v := first.Spec.Variables; v["campaign"] != "conc" || v["greeting"] != "hello" || v["name"] != "Asha" {
 		t.Errorf("contact variables not merged over the template's: %v", v)
 	}
-	if v := getCall(t, ns, "conc-1").Spec.Variables; v["greeting"] != "hi" || len(v) != 2 {
+	if v := getCall(t, ns, campaign.CallName("conc", numbers[1], 1)).Spec.Variables; v["greeting"] != "hi" || len(v) != 2 {
 		t.Errorf("template variables: %v", v)
 	}
-	waitCampaign(t, ns, "conc", "countedCalls pruned", 30*time.Second, func(c *voicev1alpha1.Campaign) bool {
-		return len(c.Status.CountedCalls) == 0 && c.Status.Succeeded == 9 && c.Status.Failed == 3
-	})
 	waitEvents(t, ns, "conc", func(r map[string]int) bool { return r["Started"] == 1 && r["Completed"] == 1 })
 	calls := listCalls(t, ns)
 	if len(calls) != 12 {
 		t.Fatalf("%d Calls, want 12", len(calls))
 	}
 	for _, call := range calls {
-		idx := call.Annotations[campaign.AnnotationContactIndex]
-		if call.Name != "conc-"+idx {
-			t.Errorf("Call %s has contact index %s", call.Name, idx)
+		if key := keyOf(t, &call); call.Name != campaign.CallName("conc", key, 1) {
+			t.Errorf("Call %s has contact key %s", call.Name, key)
 		}
 		ref := metav1.GetControllerOf(&call)
 		if ref == nil || ref.Kind != "Campaign" || ref.Name != "conc" || ref.UID != c.UID || ref.BlockOwnerDeletion == nil || !*ref.BlockOwnerDeletion {
 			t.Errorf("Call %s controller reference %+v", call.Name, ref)
 		}
-		if call.Labels[campaign.LabelCampaign] != "conc" || call.Labels["team"] != "sales" {
+		if call.Labels[voicev1alpha1.LabelCampaign] != "conc" || call.Labels["team"] != "sales" {
 			t.Errorf("Call %s labels %v", call.Name, call.Labels)
 		}
-		if call.Annotations[campaign.AnnotationCounted] == "" || slices.Contains(call.Finalizers, campaign.CountFinalizer) {
+		if call.Annotations[voicev1alpha1.AnnotationCounted] == "" || slices.Contains(call.Finalizers, campaign.CountFinalizer) {
 			t.Errorf("Call %s not released after counting: %v %v", call.Name, call.Annotations, call.Finalizers)
 		}
 	}
@@ -174,8 +170,8 @@ func TestEndpointFreeSlotsLimitCalls(t *testing.T) {
 // the Saturday (say) of Kiritimati (UTC+14), Pago Pago (UTC−11) is still on
 // Friday: a window open only on Kiritimati's weekday lets a Kiritimati
 // contact be called and holds a Pago Pago one, with nextWindowTime at the
-// start of that weekday in Pago Pago. The cursor waits on the held contact,
-// so a later Kiritimati contact waits too (documented policy). A Campaign
+// start of that weekday in Pago Pago. No head-of-line blocking: the later
+// Kiritimati contact is called all the same. A Campaign
 // whose only window is two days away makes no Call at all.
 func TestWindowClosedAcrossZones(t *testing.T) {
 	t.Parallel()
@@ -193,9 +189,9 @@ func TestWindowClosedAcrossZones(t *testing.T) {
 		c.Spec.Schedule = &voicev1alpha1.CampaignSchedule{TimeZone: "Pacific/Kiritimati", Windows: []voicev1alpha1.CallingWindow{{Days: []string{day}, Start: "00:00", End: "24:00"}}}
 		c.Spec.Contacts[1].TimeZone = "Pacific/Pago_Pago"
 	}))
-	c := waitCampaign(t, ns, "zones", "cursor held at contact 1", time.Minute, func(c *voicev1alpha1.Campaign) bool {
+	c := waitCampaign(t, ns, "zones", "both Kiritimati contacts called, Pago Pago waiting", time.Minute, func(c *voicev1alpha1.Campaign) bool {
 		w := condition(c, campaign.ConditionInWindow)
-		return c.Status.Succeeded == 1 && c.Status.Cursor == 1 && w != nil && w.Status == metav1.ConditionFalse
+		return c.Status.Succeeded == 2 && w != nil && w.Status == metav1.ConditionFalse
 	})
 	want := nextWeekdayStart(now, pago, now.In(kiri).Weekday())
 	if c.Status.NextWindowTime == nil || !c.Status.NextWindowTime.Equal(&metav1.Time{Time: want}) {
@@ -204,8 +200,8 @@ func TestWindowClosedAcrossZones(t *testing.T) {
 	if r := condition(c, voicev1alpha1.ConditionReady); r.Reason != "OutsideWindow" {
 		t.Fatalf("Ready: %+v", r)
 	}
-	if got := dialCounts(numbers...); got[numbers[0]] != 1 || got[numbers[1]] != 0 || got[numbers[2]] != 0 {
-		t.Fatalf("dials %v: want only the Kiritimati contact before the held one", got)
+	if got := dialCounts(numbers...); got[numbers[0]] != 1 || got[numbers[1]] != 0 || got[numbers[2]] != 1 {
+		t.Fatalf("dials %v: want both Kiritimati contacts, not the Pago Pago one between them", got)
 	}
 
 	// Two days from now (in UTC) is never today.
@@ -227,7 +223,7 @@ func TestWindowClosedAcrossZones(t *testing.T) {
 			t.Fatalf("Call %s made outside the window", call.Name)
 		}
 	}
-	if c.Status.Cursor != 0 || c.Status.Pending != 2 {
+	if c.Status.Pending != 2 || c.Status.WaitingForWindow != 2 {
 		t.Fatalf("status: %s", describe(c))
 	}
 	waitEvents(t, ns, "closed", func(r map[string]int) bool { return r["WaitingForWindow"] == 1 })
@@ -279,14 +275,14 @@ func TestSuspendAndResume(t *testing.T) {
 	}
 
 	updateCampaign(t, ns, "pause", func(c *voicev1alpha1.Campaign) { c.Spec.Suspend = false })
-	waitCampaign(t, ns, "pause", "first Call started", 30*time.Second, func(c *voicev1alpha1.Campaign) bool { return c.Status.Cursor == 1 })
+	waitCampaign(t, ns, "pause", "first Call started", 30*time.Second, func(c *voicev1alpha1.Campaign) bool { return c.Status.Active == 1 })
 	// The first call talks for 5 s; suspend while it is live.
 	updateCampaign(t, ns, "pause", func(c *voicev1alpha1.Campaign) { c.Spec.Suspend = true })
 	c = waitCampaign(t, ns, "pause", "first Call counted while suspended", time.Minute, func(c *voicev1alpha1.Campaign) bool {
 		s := condition(c, campaign.ConditionSuspended)
 		return c.Status.Succeeded == 1 && s.Status == metav1.ConditionTrue && s.ObservedGeneration == c.Generation
 	})
-	if c.Status.Cursor != 1 || c.Status.Active != 0 {
+	if c.Status.Pending != 3 || c.Status.Active != 0 {
 		t.Fatalf("status: %s", describe(c))
 	}
 	if n := len(listCalls(t, ns)); n != 1 {
@@ -334,7 +330,7 @@ func TestDoNotCall(t *testing.T) {
 		}
 	}
 	for _, call := range listCalls(t, ns) {
-		if call.Name == "dnc-1" || call.Name == "dnc-3" {
+		if call.Name == campaign.CallName("dnc", numbers[1], 1) || call.Name == campaign.CallName("dnc", numbers[3], 1) {
 			t.Errorf("Call %s made for a do-not-call number", call.Name)
 		}
 	}
@@ -387,13 +383,14 @@ func TestBadCSVRowsReported(t *testing.T) {
 	for _, call := range listCalls(t, ns) {
 		names[call.Name] = true
 	}
-	if len(names) != 3 || !names["csv-0"] || !names["csv-1"] || !names["csv-5"] {
-		t.Fatalf("Calls %v, want csv-0, csv-1, csv-5", names)
+	if len(names) != 3 || !names[campaign.CallName("csv", numbers[0], 1)] || !names[campaign.CallName("csv", numbers[1], 1)] || !names[campaign.CallName("csv", numbers[3], 1)] {
+		t.Fatalf("Calls %v, want one for each of contacts 0, 1 and 3", names)
 	}
-	if v := getCall(t, ns, "csv-1").Spec.Variables; v["first_name"] != "Asha" || v["campaign"] != "spring" {
+	csv1 := campaign.CallName("csv", numbers[1], 1)
+	if v := getCall(t, ns, csv1).Spec.Variables; v["first_name"] != "Asha" || v["campaign"] != "spring" {
 		t.Fatalf("variables of csv-1: %v", v)
 	}
-	if to := getCall(t, ns, "csv-1").Spec.To; to != numbers[1] {
+	if to := getCall(t, ns, csv1).Spec.To; to != numbers[1] {
 		t.Fatalf("csv-1 rings %s, want %s", to, numbers[1])
 	}
 	assertEachDialedOnce(t, numbers[0], numbers[1], numbers[3])
@@ -488,21 +485,21 @@ func TestLongCampaignName(t *testing.T) {
 	create(t, newCampaign(ns, name, numbers))
 	waitReady(t, ns, name, time.Minute)
 	for _, call := range listCalls(t, ns) {
-		if len(call.Name) > 63 || call.Name != campaign.CallName(name, mustIndex(t, &call)) {
+		if len(call.Name) > 63 || call.Name != campaign.CallName(name, keyOf(t, &call), 1) {
 			t.Errorf("Call name %q", call.Name)
 		}
-		if call.Labels[campaign.LabelCampaign] != campaign.LabelValue(name) {
-			t.Errorf("label %q", call.Labels[campaign.LabelCampaign])
+		if call.Labels[voicev1alpha1.LabelCampaign] != campaign.LabelValue(name) {
+			t.Errorf("label %q", call.Labels[voicev1alpha1.LabelCampaign])
 		}
 	}
 	assertEachDialedOnce(t, numbers...)
 }
 
-func mustIndex(t *testing.T, call *voicev1alpha1.Call) int64 {
+func keyOf(t *testing.T, call *voicev1alpha1.Call) string {
 	t.Helper()
-	var i int64
-	if _, err := fmt.Sscan(call.Annotations[campaign.AnnotationContactIndex], &i); err != nil {
-		t.Fatalf("Call %s index: %v", call.Name, err)
+	key := call.Annotations[voicev1alpha1.AnnotationContactKey]
+	if key == "" {
+		t.Fatalf("Call %s has no contact key", call.Name)
 	}
-	return i
+	return key
 }

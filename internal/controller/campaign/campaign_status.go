@@ -3,6 +3,8 @@ package campaign
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -23,11 +25,17 @@ func setCondition(c *voicev1alpha1.Campaign, typ string, ok bool, reason, msg st
 	})
 }
 
-// done reports whether every contact has been dealt with: the cursor is
-// past the last one and no Call is in flight or waiting to be counted.
+// done reports whether the Campaign is over: nothing in flight, nobody
+// waiting for a retry, every finished contact recorded, and either no
+// contact left to call or no attempt allowed again (stopped, past the
+// deadline).
 func (s *scope) done() bool {
-	return s.listed && s.contacts != nil && s.c.Status.Cursor >= s.contacts.total && s.inflight+s.created == 0
+	return s.listed && s.contacts != nil && s.rec != nil && s.inflight()+s.created == 0 && s.unrecorded == 0 &&
+		(s.ended || len(s.waiters) == 0 && s.pending == 0)
 }
+
+// maxDispositions bounds status.dispositions; the rest count as "other".
+const maxDispositions = 50
 
 // summarize computes status from the pass: counts, times and every
 // condition. It is the one place conditions are set.
@@ -36,39 +44,82 @@ func (r *Reconciler) summarize(s *scope, err error) {
 	st := &c.Status
 	if s.contacts != nil {
 		st.Total = s.contacts.total
-		st.InvalidContacts = s.contacts.invalid()
+		st.InvalidContacts = s.contacts.invalid
+		st.Sources = s.contacts.counts
+		st.Duplicates = s.contacts.duplicates()
+		st.Skipped = s.contacts.dropped() + s.dncNow
 	}
-	st.Pending = max(st.Total-st.Cursor, 0)
-	if s.listed {
-		st.Active = int64(s.inflight + s.created)
+	if s.rec != nil {
+		st.Succeeded, st.Failed = 0, 0
+		outcomes := map[string]int64{}
+		dispositions := map[string]int64{}
+		for _, row := range s.rec.rows {
+			if successful(c, row.outcome) {
+				st.Succeeded++
+			} else {
+				st.Failed++
+			}
+			outcomes[string(row.outcome)]++
+			if d := row.disposition; d != "" {
+				if _, ok := dispositions[d]; !ok && len(dispositions) >= maxDispositions {
+					d = "other"
+				}
+				dispositions[d]++
+			}
+		}
+		st.Outcomes, st.Dispositions = nil, nil
+		if len(outcomes) > 0 {
+			st.Outcomes = outcomes
+		}
+		if len(dispositions) > 0 {
+			st.Dispositions = dispositions
+		}
+		names := make([]string, len(s.rec.shards))
+		for i, sh := range s.rec.shards {
+			names[i] = sh.name
+		}
+		st.Results = &voicev1alpha1.CampaignResults{ConfigMaps: names, Recorded: int64(len(s.rec.rows))}
+	}
+	if s.listed && s.contacts != nil {
+		st.Active = int64(s.inflight() + s.created)
+		st.Pending = max(s.pending-int64(s.createdFresh), 0)
+		st.Waiting = int64(len(s.waiters) - (s.created - s.createdFresh))
+		st.WaitingForWindow = s.outsideWindow
+		st.NextAttemptTime = timeOrNil(s.nextAttempt)
+		st.NextWindowTime = timeOrNil(s.nextWindow)
 	}
 	done := s.done()
 	switch {
 	case done && st.CompletionTime == nil:
 		st.CompletionTime = ptr.To(metav1.NewTime(s.now))
-	case !done && s.contacts != nil:
+	case !done && s.contacts != nil && s.rec != nil:
 		st.CompletionTime = nil
 	}
 
 	if c.Spec.Suspend {
-		setCondition(c, ConditionSuspended, true, "Suspended", "spec.suspend is true: no new Calls start; Calls in flight go on")
+		setCondition(c, ConditionSuspended, true, "Suspended", "spec.suspend is true: no new Calls and no retries; Calls in flight go on")
 	} else {
 		setCondition(c, ConditionSuspended, false, "NotSuspended", "")
 	}
-	switch w := s.window; {
-	case w != nil && w.open:
-		st.NextWindowTime = nil
-		setCondition(c, ConditionInWindow, true, "InWindow", fmt.Sprintf("contact %d may be called now (%s)", w.index, w.zone))
-	case w != nil:
-		msg := fmt.Sprintf("contact %d is outside its calling window in %s; the cursor waits for it", w.index, w.zone)
-		st.NextWindowTime = nil
-		if !w.next.IsZero() {
-			st.NextWindowTime = ptr.To(metav1.NewTime(w.next))
-			msg += "; it opens at " + w.next.UTC().Format("2006-01-02T15:04:05Z")
+	switch {
+	case c.Spec.Stop:
+		setCondition(c, ConditionStopped, true, "Stopped", "spec.stop is true: no new Calls and no further attempts; stopMode "+string(stopMode(c)))
+	case s.endReason == "DeadlinePassed":
+		setCondition(c, ConditionStopped, true, "DeadlinePassed", "schedule.deadline "+s.sched.deadline.UTC().Format(time.RFC3339)+" has passed: no further attempts")
+	default:
+		setCondition(c, ConditionStopped, false, "NotStopped", "")
+	}
+	switch {
+	case s.outsideWindow > 0 && !s.anyOpen:
+		msg := fmt.Sprintf("%d due contact(s) are outside their calling window", s.outsideWindow)
+		if !s.nextWindow.IsZero() {
+			msg += "; the first opens at " + s.nextWindow.UTC().Format(time.RFC3339)
 		}
 		setCondition(c, ConditionInWindow, false, "OutsideWindow", msg)
-	case done:
-		st.NextWindowTime = nil
+	case s.outsideWindow > 0:
+		setCondition(c, ConditionInWindow, true, "PartlyInWindow", fmt.Sprintf("%d due contact(s) wait for their window; others are being called", s.outsideWindow))
+	case s.listed && s.contacts != nil:
+		setCondition(c, ConditionInWindow, true, "InWindow", "")
 	}
 
 	var stalled *errStalled
@@ -85,9 +136,18 @@ func (r *Reconciler) summarize(s *scope, err error) {
 		setCondition(c, voicev1alpha1.ConditionReconciling, true, "RetryingAfterError", err.Error())
 		setCondition(c, voicev1alpha1.ConditionStalled, false, "RetryingAfterError", "")
 	case done:
-		setCondition(c, voicev1alpha1.ConditionReady, true, "Completed", "every contact is done: "+tally)
-		setCondition(c, voicev1alpha1.ConditionReconciling, false, "Completed", "")
-		setCondition(c, voicev1alpha1.ConditionStalled, false, "Completed", "")
+		reason := "Completed"
+		if s.ended {
+			reason = s.endReason
+		}
+		setCondition(c, voicev1alpha1.ConditionReady, true, reason, "done: "+tally)
+		setCondition(c, voicev1alpha1.ConditionReconciling, false, reason, "")
+		setCondition(c, voicev1alpha1.ConditionStalled, false, reason, "")
+	case s.ended:
+		msg := fmt.Sprintf("%s: %d Calls in flight finish; %s", s.endReason, s.inflight(), tally)
+		setCondition(c, voicev1alpha1.ConditionReady, false, s.endReason, msg)
+		setCondition(c, voicev1alpha1.ConditionReconciling, true, s.endReason, msg)
+		setCondition(c, voicev1alpha1.ConditionStalled, false, s.endReason, "")
 	case c.Spec.Suspend:
 		setCondition(c, voicev1alpha1.ConditionReady, false, "Suspended", "suspended: "+tally)
 		setCondition(c, voicev1alpha1.ConditionReconciling, false, "Suspended", "")
@@ -101,20 +161,38 @@ func (r *Reconciler) summarize(s *scope, err error) {
 		setCondition(c, voicev1alpha1.ConditionReconciling, true, reason, msg)
 		setCondition(c, voicev1alpha1.ConditionStalled, false, reason, "")
 	}
-	if err == nil || onlyStalled {
+	// The spec was read and acted on even when a request failed (the
+	// failure is in Reconciling): suspend and stop are observed at once.
+	if s.contacts != nil || onlyStalled {
 		st.ObservedGeneration = c.Generation
 	}
+}
+
+func stopMode(c *voicev1alpha1.Campaign) voicev1alpha1.StopMode {
+	if c.Spec.StopMode == "" {
+		return voicev1alpha1.StopFinish
+	}
+	return c.Spec.StopMode
+}
+
+func timeOrNil(t time.Time) *metav1.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return ptr.To(metav1.NewTime(t))
+}
+
+func successful(c *voicev1alpha1.Campaign, o voicev1alpha1.CallOutcome) bool {
+	if len(c.Spec.SuccessOutcomes) == 0 {
+		return o == voicev1alpha1.OutcomeAnswered
+	}
+	return slices.Contains(c.Spec.SuccessOutcomes, o)
 }
 
 // written emits the Events and metrics of a pass whose status is stored.
 func (r *Reconciler) written(s *scope, before *voicev1alpha1.CampaignStatus) {
 	c := s.c
 	st := &c.Status
-	for reason, n := range s.skipped {
-		contactsSkipped.WithLabelValues(reason).Add(float64(n))
-	}
-	callsFinished.WithLabelValues("succeeded").Add(float64(s.succeeded))
-	callsFinished.WithLabelValues("failed").Add(float64(s.failed))
 
 	if before.StartTime == nil && st.StartTime != nil {
 		r.event(c, corev1.EventTypeNormal, "Started", "first Call started; %d contacts", st.Total)
@@ -123,9 +201,13 @@ func (r *Reconciler) written(s *scope, before *voicev1alpha1.CampaignStatus) {
 	wasSuspended := was != nil && was.Status == metav1.ConditionTrue
 	switch {
 	case c.Spec.Suspend && !wasSuspended:
-		r.event(c, corev1.EventTypeNormal, "Suspended", "suspended at contact %d: no new Calls; %d in flight go on", st.Cursor, st.Active)
+		r.event(c, corev1.EventTypeNormal, "Suspended", "suspended: no new Calls or retries; %d in flight go on", st.Active)
 	case !c.Spec.Suspend && wasSuspended:
-		r.event(c, corev1.EventTypeNormal, "Resumed", "resumed at contact %d", st.Cursor)
+		r.event(c, corev1.EventTypeNormal, "Resumed", "resumed with %d pending and %d waiting", st.Pending, st.Waiting)
+	}
+	if changedTo(before, st, ConditionStopped, metav1.ConditionTrue) {
+		cond := meta.FindStatusCondition(st.Conditions, ConditionStopped)
+		r.event(c, corev1.EventTypeNormal, cond.Reason, "%s", cond.Message)
 	}
 	if changedTo(before, st, ConditionInWindow, metav1.ConditionFalse) {
 		cond := meta.FindStatusCondition(st.Conditions, ConditionInWindow)

@@ -1,7 +1,6 @@
 package campaign
 
 import (
-	"bufio"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -36,9 +35,10 @@ var (
 )
 
 // contact is one entry of a Campaign's contact list: an inline contact or a
-// CSV data row. Invalid rows stay in the list (with invalid set) so that
-// every later contact keeps its index when a bad row is fixed or reported.
+// CSV data row. Invalid rows stay in their source (with invalid set) so they
+// are counted and reported with their line.
 type contact struct {
+	id      string // the id column or field; "" when not given
 	number  string
 	zone    *time.Location // nil: the schedule's zone
 	invalid string         // why the row is never called; "" when valid
@@ -47,6 +47,14 @@ type contact struct {
 	// source's varNames (empty values are left out).
 	vars   map[string]string
 	values []string
+}
+
+// key identifies the contact across edits: its id, else its number.
+func (c *contact) key() string {
+	if c.id != "" {
+		return c.id
+	}
+	return c.number
 }
 
 // source is the parsed contacts of one place: the inline list or one CSV.
@@ -70,45 +78,82 @@ func (s *source) variables(c *contact) map[string]string {
 	return out
 }
 
-// contactList is the concatenation of a Campaign's sources: contact i is
-// the i-th entry of inline contacts, then of each CSV in contactsFrom order.
+// entry is a callable contact of the list: valid, and the first with its
+// key and its number.
+type entry struct {
+	c   *contact
+	src *source
+}
+
+// contactList is the concatenation of a Campaign's sources, reduced to one
+// entry per person. Order matters only for who is tried first; identity is
+// the key.
 type contactList struct {
 	sources []*source
+	entries []entry
+	byKey   map[string]int
 	total   int64
+	// per source, in order: rows, invalid (conflicting ids included),
+	// duplicates.
+	counts  []voicev1alpha1.SourceStatus
+	invalid []voicev1alpha1.InvalidContact // the first maxInvalidReported
 }
 
-func (l *contactList) add(s *source) {
-	l.sources = append(l.sources, s)
-	l.total += int64(len(s.contacts))
-}
-
-// at returns contact i and its source.
-func (l *contactList) at(i int64) (*contact, *source) {
-	for _, s := range l.sources {
-		if i < int64(len(s.contacts)) {
-			return &s.contacts[i], s
-		}
-		i -= int64(len(s.contacts))
+func (l *contactList) dropped() int64 {
+	var n int64
+	for _, c := range l.counts {
+		n += c.Invalid + c.Duplicates
 	}
-	return nil, nil
+	return n
 }
 
-// invalid returns the first maxInvalidReported invalid rows.
-func (l *contactList) invalid() []voicev1alpha1.InvalidContact {
-	var out []voicev1alpha1.InvalidContact
-	for _, s := range l.sources {
+func (l *contactList) duplicates() int64 {
+	var n int64
+	for _, c := range l.counts {
+		n += c.Duplicates
+	}
+	return n
+}
+
+// buildList reduces sources to entries. A number seen before is a
+// duplicate (dialed once); a key seen before with the same number too; a
+// key (an id) seen before with another number is a conflict, reported with
+// both lines and never called.
+func buildList(sources []*source) *contactList {
+	l := &contactList{sources: sources, byKey: map[string]int{}}
+	byNumber := map[string]int{}
+	where := func(e entry) string { return fmt.Sprintf("%s line %d", e.src.name, e.c.line) }
+	for _, s := range sources {
+		st := voicev1alpha1.SourceStatus{Name: s.name, Rows: int64(len(s.contacts))}
+		l.total += st.Rows
 		for i := range s.contacts {
 			c := &s.contacts[i]
-			if c.invalid == "" {
+			reason := c.invalid
+			if reason == "" {
+				if j, seen := l.byKey[c.key()]; seen && l.entries[j].c.number != c.number {
+					reason = fmt.Sprintf("id %q is already used by %s for number %s", c.id, where(l.entries[j]), l.entries[j].c.number)
+				} else if seen {
+					st.Duplicates++
+					continue
+				} else if _, seen := byNumber[c.number]; seen {
+					st.Duplicates++
+					continue
+				}
+			}
+			if reason != "" {
+				st.Invalid++
+				if len(l.invalid) < maxInvalidReported {
+					l.invalid = append(l.invalid, voicev1alpha1.InvalidContact{Source: s.name, Line: c.line, Reason: reason})
+				}
 				continue
 			}
-			if len(out) == maxInvalidReported {
-				return out
-			}
-			out = append(out, voicev1alpha1.InvalidContact{Source: s.name, Line: c.line, Reason: c.invalid})
+			l.byKey[c.key()] = len(l.entries)
+			byNumber[c.number] = len(l.entries)
+			l.entries = append(l.entries, entry{c: c, src: s})
 		}
+		l.counts = append(l.counts, st)
 	}
-	return out
+	return l
 }
 
 // zones caches time.LoadLocation, which reads the tz database on every call:
@@ -170,7 +215,7 @@ func checkVariables(names []string, template map[string]string) error {
 func parseInline(spec *voicev1alpha1.CampaignSpec) *source {
 	s := &source{name: SourceInline, contacts: make([]contact, len(spec.Contacts))}
 	for i, in := range spec.Contacts {
-		c := contact{number: normalizeNumber(in.Number), line: int32(i), vars: in.Variables}
+		c := contact{id: in.ID, number: normalizeNumber(in.Number), line: int32(i), vars: in.Variables}
 		if c.vars == nil {
 			c.vars = map[string]string{}
 		}
@@ -198,23 +243,32 @@ func parseInline(spec *voicev1alpha1.CampaignSpec) *source {
 	return s
 }
 
-// parseCSV reads a contact CSV in one pass: a header row naming a `number`
-// column, an optional `timezone` column, and variable columns. A bad row is
-// kept as an invalid contact with its line number; a bad header fails the
-// whole source.
+// maxRecordLines bounds how many physical lines one CSV record may span
+// (a quoted field with line breaks): past it, an unbalanced quote is a bad
+// row, not the start of a field that swallows the rest of the file.
+const maxRecordLines = 8
+
+// parseCSV reads a contact CSV: a header row naming a `number` column,
+// optional `id` and `timezone` columns, and variable columns. It reads
+// record by record, each within at most maxRecordLines lines, so a stray
+// quote makes one bad row, reported with its line, and never swallows the
+// rows after it. A bad header fails the whole source.
 func parseCSV(name string, r io.Reader, template map[string]string) (*source, error) {
-	cr := csv.NewReader(bufio.NewReaderSize(r, 64<<10))
-	cr.ReuseRecord = true
-	cr.TrimLeadingSpace = true
-	header, err := cr.Read()
+	b, err := io.ReadAll(r)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, &errStalled{"ContactsInvalid", fmt.Errorf("contacts CSV %s is empty: it needs a header row with a number column", name)}
-		}
+		return nil, fmt.Errorf("contacts CSV %s: %w", name, err)
+	}
+	lines := newLineReader(string(b))
+	headerText, _, ok := lines.record()
+	if !ok {
+		return nil, &errStalled{"ContactsInvalid", fmt.Errorf("contacts CSV %s is empty: it needs a header row with a number column", name)}
+	}
+	header, err := readRecord(headerText)
+	if err != nil {
 		return nil, &errStalled{"ContactsInvalid", fmt.Errorf("contacts CSV %s header: %w", name, err)}
 	}
 	s := &source{name: name}
-	numberCol, zoneCol := -1, -1
+	numberCol, zoneCol, idCol := -1, -1, -1
 	varCols := []int{}
 	seen := map[string]bool{}
 	for i, h := range header {
@@ -229,6 +283,8 @@ func parseCSV(name string, r io.Reader, template map[string]string) (*source, er
 			numberCol = i
 		case "timezone":
 			zoneCol = i
+		case "id":
+			idCol = i
 		default:
 			varCols = append(varCols, i)
 			s.varNames = append(s.varNames, h)
@@ -240,34 +296,34 @@ func parseCSV(name string, r io.Reader, template map[string]string) (*source, er
 	if err := checkVariables(s.varNames, template); err != nil {
 		return nil, &errStalled{"ContactsInvalid", fmt.Errorf("contacts CSV %s: %w", name, err)}
 	}
-	cr.FieldsPerRecord = len(header)
 	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
+		text, line, ok := lines.record()
+		if !ok {
 			break
 		}
-		var c contact
-		if err != nil {
-			var pe *csv.ParseError
-			if !errors.As(err, &pe) {
-				return nil, &errStalled{"ContactsInvalid", fmt.Errorf("contacts CSV %s: %w", name, err)}
-			}
-			c.line = int32(pe.StartLine)
-			if errors.Is(pe.Err, csv.ErrFieldCount) {
-				c.invalid = fmt.Sprintf("%d columns, the header has %d", len(rec), len(header))
-			} else {
-				c.invalid = pe.Err.Error()
-			}
+		c := contact{line: int32(line)}
+		rec, err := readRecord(text)
+		switch {
+		case err != nil:
+			c.invalid = err.Error()
+		case len(rec) != len(header):
+			c.invalid = fmt.Sprintf("%d columns, the header has %d", len(rec), len(header))
+		}
+		if c.invalid != "" {
 			s.contacts = append(s.contacts, c)
 			continue
 		}
-		line, _ := cr.FieldPos(0)
-		c.line = int32(line)
 		c.number = normalizeNumber(rec[numberCol])
-		if !numberRE.MatchString(c.number) {
+		if idCol >= 0 {
+			c.id = strings.TrimSpace(rec[idCol])
+		}
+		switch {
+		case !numberRE.MatchString(c.number):
 			c.invalid = fmt.Sprintf("number %q is not 7 to 16 digits", rec[numberCol])
 			c.number = ""
-		} else if zoneCol >= 0 && strings.TrimSpace(rec[zoneCol]) != "" {
+		case len(c.id) > 128:
+			c.invalid = "id is longer than 128 characters"
+		case zoneCol >= 0 && strings.TrimSpace(rec[zoneCol]) != "":
 			loc, err := loadZone(strings.TrimSpace(rec[zoneCol]))
 			if err != nil {
 				c.invalid = err.Error()
@@ -277,12 +333,83 @@ func parseCSV(name string, r io.Reader, template map[string]string) (*source, er
 		if c.invalid == "" && len(varCols) > 0 {
 			c.values = make([]string, len(varCols))
 			for j, col := range varCols {
-				c.values[j] = strings.Clone(strings.TrimSpace(rec[col]))
+				c.values[j] = strings.TrimSpace(rec[col])
 			}
 		}
 		s.contacts = append(s.contacts, c)
 	}
 	return s, nil
+}
+
+// readRecord parses one CSV record (which may span lines inside quotes).
+func readRecord(text string) ([]string, error) {
+	if !strings.Contains(text, `"`) {
+		// Most rows: no quoting, so encoding/csv would only split on commas
+		// (and trim leading spaces, as it is configured to).
+		fields := strings.Split(text, ",")
+		for i, f := range fields {
+			fields[i] = strings.TrimLeft(f, " \t")
+		}
+		return fields, nil
+	}
+	cr := csv.NewReader(strings.NewReader(text))
+	cr.TrimLeadingSpace = true
+	cr.FieldsPerRecord = -1
+	rec, err := cr.Read()
+	if err != nil {
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			return nil, pe.Err
+		}
+		return nil, err
+	}
+	if _, err := cr.Read(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("more than one record on the line: unbalanced quotes")
+	}
+	return rec, nil
+}
+
+// lineReader hands out the text of one CSV record at a time, with its first
+// line number: a physical line, or, when its quotes are unbalanced, it and
+// the following lines until they balance, at most maxRecordLines of them.
+// A line that cannot be balanced is returned alone (and fails to parse).
+// Blank lines are skipped, as encoding/csv skips them.
+type lineReader struct {
+	lines []string
+	next  int
+}
+
+func newLineReader(data string) *lineReader {
+	data = strings.ReplaceAll(data, "\r\n", "\n")
+	return &lineReader{lines: strings.Split(data, "\n")}
+}
+
+func (lr *lineReader) record() (text string, line int, ok bool) {
+	for lr.next < len(lr.lines) && strings.TrimSpace(lr.lines[lr.next]) == "" {
+		lr.next++
+	}
+	if lr.next >= len(lr.lines) {
+		return "", 0, false
+	}
+	first := lr.next
+	quotes := strings.Count(lr.lines[first], `"`)
+	if quotes%2 == 0 {
+		lr.next++
+		return lr.lines[first], first + 1, true
+	}
+	for end := first + 1; end < len(lr.lines) && end-first < maxRecordLines; end++ {
+		quotes += strings.Count(lr.lines[end], `"`)
+		if quotes%2 == 0 {
+			joined := strings.Join(lr.lines[first:end+1], "\n")
+			if _, err := readRecord(joined); err == nil {
+				lr.next = end + 1
+				return joined, first + 1, true
+			}
+			break
+		}
+	}
+	lr.next = first + 1
+	return lr.lines[first], first + 1, true
 }
 
 // parsedSource is a CSV parsed from one version of a ConfigMap.
@@ -338,8 +465,7 @@ var noDeepCopy = client.UnsafeDisableDeepCopy
 
 // loadContacts builds the Campaign's contact list.
 func (r *Reconciler) loadContacts(ctx context.Context, c *voicev1alpha1.Campaign) (*contactList, error) {
-	list := &contactList{}
-	list.add(parseInline(&c.Spec))
+	sources := []*source{parseInline(&c.Spec)}
 	tv := templateVarsKey(c.Spec.CallTemplate.Spec.Variables)
 	for _, from := range c.Spec.ContactsFrom {
 		key := from.Key
@@ -372,9 +498,9 @@ func (r *Reconciler) loadContacts(ctx context.Context, c *voicev1alpha1.Campaign
 		if p.err != nil {
 			return nil, p.err
 		}
-		list.add(p.src)
+		sources = append(sources, p.src)
 	}
-	return list, nil
+	return buildList(sources), nil
 }
 
 func templateVarsKey(vars map[string]string) string {

@@ -90,36 +90,112 @@ func TestParseCSVHeaderProblemsStall(t *testing.T) {
 	}
 }
 
-func TestContactListIndexesAreTheConcatenation(t *testing.T) {
-	spec := &voicev1alpha1.CampaignSpec{Contacts: []voicev1alpha1.Contact{
-		{Number: "919800000001"},
-		{Number: "919800000002", TimeZone: "Nowhere/Land"},
-	}}
-	l := &contactList{}
-	l.add(parseInline(spec))
-	a, _ := parseCSV("a", strings.NewReader("number\n919800000003\nbad\n"), nil)
-	b, _ := parseCSV("b", strings.NewReader("number\n919800000005\n"), nil)
-	l.add(a)
-	l.add(b)
-	if l.total != 5 {
-		t.Fatalf("total = %d, want 5", l.total)
+// TestContactListIdentity is table-driven over lists: each person is one
+// entry, identified by id or number, whatever the order; a number listed
+// twice is one entry and a duplicate; an id reused for another number is a
+// conflict reported with its line.
+func TestContactListIdentity(t *testing.T) {
+	cases := []struct {
+		name       string
+		inline     []voicev1alpha1.Contact
+		csv        string
+		wantKeys   []string
+		duplicates int64
+		invalid    []string // "source:line:reason substring"
+	}{
+		{
+			name:     "keys are numbers without ids",
+			inline:   []voicev1alpha1.Contact{{Number: "919800000001"}, {Number: "+91 98000 00002"}},
+			wantKeys: []string{"919800000001", "919800000002"},
+		},
+		{
+			name:       "a number twice is dialed once",
+			inline:     []voicev1alpha1.Contact{{Number: "919800000001"}},
+			csv:        "number\n+919800000001\n919800000003\n919800000003\n",
+			wantKeys:   []string{"919800000001", "919800000003"},
+			duplicates: 2,
+		},
+		{
+			name:     "ids are keys",
+			csv:      "id,number\nA-1,919800000001\nA-2,919800000002\n",
+			wantKeys: []string{"A-1", "A-2"},
+		},
+		{
+			name:       "same id, same number: a duplicate",
+			csv:        "id,number\nA-1,919800000001\nA-1,919800000001\n",
+			wantKeys:   []string{"A-1"},
+			duplicates: 1,
+		},
+		{
+			name:     "same id, another number: a conflict with both lines",
+			csv:      "id,number\nA-1,919800000001\nA-1,919800000009\n",
+			wantKeys: []string{"A-1"},
+			invalid:  []string{`list:3:id "A-1" is already used by list line 2`},
+		},
+		{
+			name:       "two ids, one number: dialed once",
+			csv:        "id,number\nA-1,919800000001\nA-2,919800000001\n",
+			wantKeys:   []string{"A-1"},
+			duplicates: 1,
+		},
+		{
+			name:     "invalid rows are reported, not keyed",
+			inline:   []voicev1alpha1.Contact{{Number: "919800000002", TimeZone: "Nowhere/Land"}},
+			csv:      "number\nbad\n919800000003\n",
+			wantKeys: []string{"919800000003"},
+			invalid:  []string{"inline:0:unknown time zone", "list:2:not 7 to 16 digits"},
+		},
 	}
-	for i, want := range []string{"919800000001", "", "919800000003", "", "919800000005"} {
-		c, _ := l.at(int64(i))
-		if c.number != want && !(want == "" && c.invalid != "") {
-			t.Errorf("contact %d = %+v, want %s", i, c, want)
-		}
-	}
-	if c, _ := l.at(5); c != nil {
-		t.Errorf("at(5) = %+v, want nil", c)
-	}
-	inv := l.invalid()
-	if len(inv) != 2 || inv[0].Source != SourceInline || inv[0].Line != 1 || inv[1].Source != "a" || inv[1].Line != 3 {
-		t.Fatalf("invalid = %+v", inv)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sources := []*source{parseInline(&voicev1alpha1.CampaignSpec{Contacts: tc.inline})}
+			if tc.csv != "" {
+				src, err := parseCSV("list", strings.NewReader(tc.csv), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sources = append(sources, src)
+			}
+			l := buildList(sources)
+			var keys []string
+			for _, e := range l.entries {
+				keys = append(keys, e.c.key())
+			}
+			if fmt.Sprint(keys) != fmt.Sprint(tc.wantKeys) {
+				t.Errorf("keys %v, want %v", keys, tc.wantKeys)
+			}
+			if l.duplicates() != tc.duplicates {
+				t.Errorf("duplicates %d, want %d", l.duplicates(), tc.duplicates)
+			}
+			if len(l.invalid) != len(tc.invalid) {
+				t.Fatalf("invalid %+v, want %v", l.invalid, tc.invalid)
+			}
+			for i, want := range tc.invalid {
+				got := fmt.Sprintf("%s:%d:%s", l.invalid[i].Source, l.invalid[i].Line, l.invalid[i].Reason)
+				parts := strings.SplitN(want, ":", 3)
+				if !strings.HasPrefix(got, parts[0]+":"+parts[1]+":") || !strings.Contains(got, parts[2]) {
+					t.Errorf("invalid[%d] = %s, want %s", i, got, want)
+				}
+			}
+			var rows int64
+			for _, c := range l.counts {
+				rows += c.Rows
+			}
+			if rows != l.total || l.total != int64(len(tc.inline))+int64(strings.Count(tc.csv, "\n")-btoiTest(tc.csv != "")) {
+				t.Errorf("rows %d, total %d", rows, l.total)
+			}
+		})
 	}
 }
 
-func TestInvalidContactsCappedAt100(t *testing.T) {
+func btoiTest(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func TestInvalidContactsSampledCountedExactly(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("number\n")
 	for range 250 {
@@ -129,10 +205,56 @@ func TestInvalidContactsCappedAt100(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &contactList{}
-	l.add(src)
-	if got := len(l.invalid()); got != maxInvalidReported {
+	l := buildList([]*source{src})
+	if got := len(l.invalid); got != maxInvalidReported {
 		t.Fatalf("%d reported, want %d", got, maxInvalidReported)
+	}
+	if l.counts[0].Invalid != 250 {
+		t.Fatalf("%d counted invalid, want 250", l.counts[0].Invalid)
+	}
+}
+
+// TestCSVStrayQuotesCountedExactly: 100,000 rows, every tenth with a stray
+// quote (an opening quote never closed, or a bare quote inside a field).
+// Each stray quote costs its own row only: exactly 90,000 contacts and
+// 10,000 invalid rows, each reported at its own line.
+func TestCSVStrayQuotesCountedExactly(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("number,name\n")
+	for i := range 100000 {
+		switch {
+		case i%20 == 0:
+			fmt.Fprintf(&b, "9180%08d,\"unclosed name\n", i)
+		case i%10 == 0:
+			fmt.Fprintf(&b, "9180%08d,O\"Brien\n", i)
+		default:
+			fmt.Fprintf(&b, "9180%08d,n%d\n", i, i)
+		}
+	}
+	src, err := parseCSV("big", strings.NewReader(b.String()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := buildList([]*source{src})
+	if got := len(l.entries); got != 90000 {
+		t.Fatalf("%d contacts, want 90000", got)
+	}
+	if st := l.counts[0]; st.Rows != 100000 || st.Invalid != 10000 || st.Duplicates != 0 {
+		t.Fatalf("counts %+v, want 100000 rows, 10000 invalid", st)
+	}
+	// Row i is on line i+2; the sample names the first bad rows exactly.
+	for j, inv := range l.invalid[:4] {
+		if want := int32(j*10 + 2); inv.Line != want {
+			t.Errorf("invalid[%d] at line %d, want %d (%s)", j, inv.Line, want, inv.Reason)
+		}
+	}
+	// A quoted field that really spans lines still parses as one row.
+	src, err = parseCSV("multi", strings.NewReader("number,note\n919800000001,\"two\nlines\"\n919800000002,x\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := buildList([]*source{src}); len(l.entries) != 2 || l.counts[0].Invalid != 0 || src.variables(l.entries[0].c)["note"] != "two\nlines" {
+		t.Fatalf("multi-line field: %+v %+v", l.counts, l.invalid)
 	}
 }
 

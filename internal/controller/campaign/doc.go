@@ -1,31 +1,31 @@
-// Package campaign reconciles Campaigns: many Calls from a contact list,
-// started as slots free, paced, inside calling windows, resumable after a
-// restart, with their outcomes counted exactly once. docs/campaign.md is the
-// user's guide; this is the shape of the code.
+// Package campaign reconciles Campaigns: a Call per attempt at each contact
+// of a list, granted by the Campaign under its rules, with every contact's
+// result kept in a sharded results record. docs/campaign.md is the user's
+// guide; this is the shape of the code.
 //
-// The contact list is the inline contacts, then the data rows of each
-// contactsFrom CSV in order; contact i is the i-th entry of that
-// concatenation, invalid rows included, so indexes stay put when a bad row is
-// reported. status.cursor is the next index to start. Per reconcile:
+// Contacts are identified by key (their id, else their number; contacts.go
+// reduces the list to one entry per person), never by position. The Call of
+// attempt n of a contact is CallName(campaign, key, n) (identity.go), a
+// single attempt: retries are the Campaign's, not the Call controller's.
+// Progress is the results record (results.go): Campaign-owned ConfigMaps
+// holding one CSV line per done contact, append-only, written in batches.
+// Per reconcile (campaign_controller.go):
 //
-//  1. list the Campaign's Calls (cache, by controller index) and check the
-//     expectations: no new Call until the cache shows the ones this process
-//     created (campaign_calls.go, expectations.go);
-//  2. count finished Calls into status (campaign_count.go explains why each
-//     counts exactly once) and delete expired ones (ttlSecondsAfterFinished);
-//  3. load the contact list (parsed once per ConfigMap resourceVersion), the
-//     do-not-call list, the schedule and the StreamEndpoint (contacts.go,
-//     schedule.go);
-//  4. walk the cursor: skip invalid and do-not-call contacts, adopt Calls
-//     made before a crash, and create Calls named CallName(campaign, i) while
-//     the head contact's window is open, fewer than min(concurrency, the
-//     endpoint's free slots) are in flight and the GCRA pacer allows
-//     (pacing.go);
-//  5. compute conditions and write status once, with the resourceVersion
-//     read (campaign_status.go); then release the counted Calls.
+//  1. list the Campaign's Calls (cache, by controller index), group them by
+//     key and check the expectations: no new Call until the cache shows the
+//     ones this process created (expectations.go);
+//  2. load the results record, contact list, do-not-call list, schedule
+//     and retry policies (retry.go, schedule.go);
+//  3. classify each contact (plan.go): recorded, in flight, final, waiting
+//     for a retry, pending;
+//  4. write the final ones to the record when a batch is due;
+//  5. grant attempts: due retries, then pending contacts, passing over
+//     closed windows, within concurrency, the endpoint's slots and the GCRA
+//     pacer (pacing.go);
+//  6. compute conditions and write status once (campaign_status.go); then
+//     release the Calls accounted for and delete expired ones (calls.go).
 //
-// The cursor moves past a contact only once its Call exists (or it is
-// skipped), and the status write carries cursor and pacing clock together.
-// A crash between a create and that write leaves a Call the next reconcile
-// finds by its deterministic name and adopts, so nobody is rung twice.
+// A Call keeps the count finalizer until its contact is recorded or a
+// later attempt exists, so no result is lost to a TTL; the counts are
+// computed from the record, so each contact counts once.
 package campaign

@@ -6,25 +6,25 @@ import (
 )
 
 var (
-	// callsCreated counts Calls created for contacts.
+	// callsCreated counts Calls (attempts) created for contacts.
 	callsCreated = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "callfleet_campaign_calls_created_total",
-		Help: "Calls created by Campaigns for their contacts.",
+		Help: "Calls created by Campaigns for their contacts, each attempt one Call.",
 	})
 
-	// contactsSkipped counts contacts the cursor passed without a Call.
-	contactsSkipped = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "callfleet_campaign_contacts_skipped_total",
-		Help: "Contacts skipped by Campaigns, by reason: invalid (a bad row) or do_not_call.",
-	}, []string{"reason"})
+	// resultsWrites counts writes to results record ConfigMaps.
+	resultsWrites = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "callfleet_campaign_results_writes_total",
+		Help: "Writes (creates and updates) of Campaign results ConfigMaps; each carries a batch of contacts.",
+	})
 
-	// callsFinished counts Campaign Calls counted as finished, by result.
-	callsFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "callfleet_campaign_calls_finished_total",
-		Help: "Campaign Calls counted as finished, by result: succeeded (an outcome in successOutcomes) or failed.",
-	}, []string{"result"})
+	// contactsRecorded counts contacts written to results records.
+	contactsRecorded = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "callfleet_campaign_contacts_recorded_total",
+		Help: "Contacts written to Campaign results records with their final outcome.",
+	})
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(callsCreated, contactsSkipped, callsFinished)
+	ctrlmetrics.Registry.MustRegister(callsCreated, resultsWrites, contactsRecorded)
 }

@@ -98,36 +98,28 @@ func TestEndpointSlots(t *testing.T) {
 
 func TestCallNames(t *testing.T) {
 	long := strings.Repeat("spring-sale-", 20) + "x"
-	cases := []struct {
-		campaign string
-		index    int64
-		want     string
-	}{
-		{"promo", 0, "promo-0"},
-		{"promo", 99999, "promo-99999"},
-	}
-	for _, c := range cases {
-		if got := CallName(c.campaign, c.index); got != c.want {
-			t.Errorf("CallName(%q, %d) = %q, want %q", c.campaign, c.index, got, c.want)
-		}
+	if got, want := CallName("promo", "919800000001", 1), "promo-"+KeyHash("919800000001")+"-1"; got != want {
+		t.Errorf("CallName = %q, want %q", got, want)
 	}
 	seen := map[string]bool{}
-	for _, camp := range []string{long, long + "y", strings.Repeat("a", 58), strings.Repeat("a", 59)} {
-		for _, i := range []int64{0, 7, 123456} {
-			n := CallName(camp, i)
-			if len(n) > 63 {
-				t.Errorf("CallName(%d chars, %d) is %d long", len(camp), i, len(n))
+	for _, camp := range []string{long, long + "y", strings.Repeat("a", 48), strings.Repeat("a", 49), strings.Repeat("a", 60)} {
+		for _, key := range []string{"919800000001", "CRM-000042", "a key, with spaces/and symbols"} {
+			for _, n := range []int32{1, 2, 10} {
+				name := CallName(camp, key, n)
+				if len(name) > 63 {
+					t.Errorf("CallName(%d chars, %q, %d) is %d long", len(camp), key, n, len(name))
+				}
+				if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
+					t.Errorf("CallName(%q, %q, %d) = %q: %v", camp, key, n, name, errs)
+				}
+				if name != CallName(camp, key, n) {
+					t.Errorf("CallName is not deterministic")
+				}
+				if seen[name] {
+					t.Errorf("name %q given twice", name)
+				}
+				seen[name] = true
 			}
-			if errs := validation.IsDNS1123Label(n); len(errs) > 0 {
-				t.Errorf("CallName(%q, %d) = %q: %v", camp, i, n, errs)
-			}
-			if n != CallName(camp, i) {
-				t.Errorf("CallName is not deterministic")
-			}
-			if seen[n] {
-				t.Errorf("name %q given twice", n)
-			}
-			seen[n] = true
 		}
 		if errs := validation.IsValidLabelValue(LabelValue(camp)); len(errs) > 0 {
 			t.Errorf("LabelValue(%q): %v", camp, errs)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -50,7 +51,7 @@ func TestSampleCampaign(t *testing.T) {
 		s := condition(c, voicev1alpha1.ConditionStalled)
 		return s != nil && s.Reason == "EndpointNotFound" && c.Status.Total == 6
 	})
-	if len(c.Status.InvalidContacts) != 0 || c.Status.Cursor != 0 {
+	if len(c.Status.InvalidContacts) != 0 || c.Status.Active != 0 {
 		t.Fatalf("status: %s", describe(c))
 	}
 	// Adding the finalizer must not rewrite the spec (suspend: false).
@@ -86,4 +87,33 @@ func TestDocsExampleCampaign(t *testing.T) {
 		s := condition(c, voicev1alpha1.ConditionStalled)
 		return s != nil && s.Reason == "EndpointNotFound" && c.Status.Total == 4
 	})
+
+	// Every ```yaml fragment of the guide that starts with `spec:` (retry
+	// policies, a schedule) is merged into that manifest and applied: the
+	// apiserver must take it as written.
+	fragments := 0
+	for i, block := range strings.Split(doc, "```yaml\n")[1:] {
+		body := block[:strings.Index(block, "```")]
+		if !strings.HasPrefix(body, "spec:") {
+			continue
+		}
+		var frag map[string]any
+		if err := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(body), 4096).Decode(&frag); err != nil {
+			t.Fatalf("yaml block %d: %v", i, err)
+		}
+		obj := u.DeepCopy()
+		obj.SetName(fmt.Sprintf("fragment-%d", i))
+		obj.SetResourceVersion("")
+		spec := obj.Object["spec"].(map[string]any)
+		for k, v := range frag["spec"].(map[string]any) {
+			spec[k] = v
+		}
+		if err := k8s.Create(context.Background(), obj); err != nil {
+			t.Fatalf("docs fragment %d:\n%s\n%v", i, body, err)
+		}
+		fragments++
+	}
+	if fragments < 2 {
+		t.Fatalf("%d spec fragments found in docs/campaign.md, want the retry and schedule examples", fragments)
+	}
 }

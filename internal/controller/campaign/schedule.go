@@ -22,8 +22,11 @@ type window struct {
 
 // schedule is a parsed CampaignSchedule.
 type schedule struct {
-	zone    *time.Location
-	windows []window // none: always open
+	zone     *time.Location
+	windows  []window            // none: always open
+	blackout map[string]struct{} // YYYY-MM-DD, read in the contact's zone
+	// start and deadline bound every attempt (zero: unbounded).
+	start, deadline time.Time
 }
 
 var dayBits = map[string]time.Weekday{
@@ -36,6 +39,21 @@ func parseSchedule(s *voicev1alpha1.CampaignSchedule) (schedule, error) {
 	out := schedule{zone: time.UTC}
 	if s == nil {
 		return out, nil
+	}
+	if s.StartTime != nil {
+		out.start = s.StartTime.Time
+	}
+	if s.Deadline != nil {
+		out.deadline = s.Deadline.Time
+	}
+	for _, d := range s.BlackoutDates {
+		if _, err := time.Parse(time.DateOnly, d); err != nil {
+			return out, fmt.Errorf("schedule.blackoutDates: %q is not a date (YYYY-MM-DD)", d)
+		}
+		if out.blackout == nil {
+			out.blackout = map[string]struct{}{}
+		}
+		out.blackout[d] = struct{}{}
 	}
 	if s.TimeZone != "" {
 		loc, err := loadZone(s.TimeZone)
@@ -81,10 +99,13 @@ func (w window) onDay(d time.Weekday) bool { return w.days == 0 || w.days&(1<<d)
 
 // open reports whether a call may start at t in zone loc.
 func (s schedule) open(t time.Time, loc *time.Location) bool {
+	lt := t.In(loc)
+	if _, off := s.blackout[lt.Format(time.DateOnly)]; off {
+		return false
+	}
 	if len(s.windows) == 0 {
 		return true
 	}
-	lt := t.In(loc)
 	m := lt.Hour()*60 + lt.Minute()
 	for _, w := range s.windows {
 		if w.onDay(lt.Weekday()) && m >= w.start && m < w.end {
@@ -116,8 +137,12 @@ func (s schedule) nextOpen(now time.Time, loc *time.Location) (time.Time, bool) 
 		best = t
 	}
 	lt := now.In(loc)
-	for d := 0; d <= 8; d++ {
+	for d := 0; d <= 8+len(s.blackout); d++ {
 		y, m, day := lt.Date()
+		// A blackout day ends at the next local midnight.
+		for _, t := range wallInstants(time.Date(y, m, day+d, 12, 0, 0, 0, loc), 0, loc) {
+			try(t)
+		}
 		for _, w := range s.windows {
 			date := time.Date(y, m, day+d, 12, 0, 0, 0, loc)
 			if !w.onDay(date.Weekday()) {
@@ -131,7 +156,7 @@ func (s schedule) nextOpen(now time.Time, loc *time.Location) (time.Time, bool) 
 	// Zone transitions: the wall clock jumps, possibly into a window.
 	for t := now.In(loc); ; {
 		_, end := t.ZoneBounds()
-		if end.IsZero() || end.Sub(now) > horizon || !end.After(t) {
+		if end.IsZero() || end.Sub(now) > horizon+time.Duration(len(s.blackout))*24*time.Hour || !end.After(t) {
 			break
 		}
 		try(end)

@@ -99,3 +99,41 @@ func TestParseScheduleRejectsUnknownZone(t *testing.T) {
 		t.Fatalf("nil schedule = %+v, %v; want UTC, always open", s, err)
 	}
 }
+
+// TestBlackoutDates: a blackout date closes the whole local day, windows or
+// not, and the next opening skips it (and a run of them).
+func TestBlackoutDates(t *testing.T) {
+	kolkata := mustZone(t, "Asia/Kolkata")
+	cases := []struct {
+		name     string
+		windows  []voicev1alpha1.CallingWindow
+		blackout []string
+		now      time.Time
+		wantOpen bool
+		wantNext time.Time
+	}{
+		{"no windows, a holiday", nil, []string{"2026-08-15"}, time.Date(2026, 8, 15, 10, 0, 0, 0, kolkata), false, time.Date(2026, 8, 16, 0, 0, 0, 0, kolkata)},
+		{"a run of holidays", nil, []string{"2026-12-25", "2026-12-26", "2026-12-27"}, time.Date(2026, 12, 25, 1, 0, 0, 0, kolkata), false, time.Date(2026, 12, 28, 0, 0, 0, 0, kolkata)},
+		{"windows and a holiday", []voicev1alpha1.CallingWindow{{Start: "09:00", End: "18:00"}}, []string{"2026-08-15"}, time.Date(2026, 8, 15, 10, 0, 0, 0, kolkata), false, time.Date(2026, 8, 16, 9, 0, 0, 0, kolkata)},
+		{"the day after", nil, []string{"2026-08-15"}, time.Date(2026, 8, 16, 0, 0, 0, 0, kolkata), true, time.Time{}},
+		{"read in the contact's zone", nil, []string{"2026-08-15"}, time.Date(2026, 8, 14, 19, 0, 0, 0, time.UTC), false, time.Date(2026, 8, 16, 0, 0, 0, 0, kolkata)}, // 00:30 on the 15th in Kolkata
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := parseSchedule(&voicev1alpha1.CampaignSchedule{Windows: tc.windows, BlackoutDates: tc.blackout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.open(tc.now, kolkata); got != tc.wantOpen {
+				t.Fatalf("open = %v, want %v", got, tc.wantOpen)
+			}
+			if tc.wantOpen {
+				return
+			}
+			next, ok := s.nextOpen(tc.now, kolkata)
+			if !ok || !next.Equal(tc.wantNext) {
+				t.Fatalf("nextOpen = %s %v, want %s", next, ok, tc.wantNext)
+			}
+		})
+	}
+}

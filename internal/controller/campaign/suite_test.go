@@ -210,7 +210,6 @@ func startManager() error {
 		return err
 	}
 	campaigns := &campaign.Reconciler{
-		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("callfleet-campaign"),
 		Now:       campaignNow,

@@ -15,7 +15,7 @@ import (
 // clocks spring forward from 02:00 EST to 03:00 EDT. A window 02:30-04:00
 // New York time starts in the skipped hour, so it opens at the jump, 07:00
 // UTC: no Call before, nextWindowTime says 07:00 UTC. Moved to 07:00:01, the
-// New York contact is called and the cursor waits on a Tokyo contact, whose
+// New York contact is called and a Tokyo contact waits for its window, whose
 // 02:30 comes at 17:30 UTC.
 //
 // Sequential: the clock is the whole suite's.
@@ -43,7 +43,7 @@ func TestWindowOnAFixedClockAcrossDST(t *testing.T) {
 	if got, want := c.Status.NextWindowTime.UTC(), time.Date(2026, 3, 8, 7, 0, 0, 0, time.UTC); !got.Equal(want) {
 		t.Fatalf("nextWindowTime = %s, want %s (03:00 EDT, the jump)", got, want)
 	}
-	if w := condition(c, campaign.ConditionInWindow); w.Status != metav1.ConditionFalse || c.Status.Cursor != 0 || len(listCalls(t, ns)) != 0 {
+	if w := condition(c, campaign.ConditionInWindow); w.Status != metav1.ConditionFalse || c.Status.Pending != 2 || len(listCalls(t, ns)) != 0 {
 		t.Fatalf("a Call before the window opened: %s", describe(c))
 	}
 
@@ -51,8 +51,8 @@ func TestWindowOnAFixedClockAcrossDST(t *testing.T) {
 	// Time is not watched and the controller's requeue is an hour away on
 	// this clock: a spec change wakes it.
 	updateCampaign(t, ns, "dst", func(c *voicev1alpha1.Campaign) { c.Spec.Concurrency = 3 })
-	c = waitCampaign(t, ns, "dst", "first contact called, cursor waiting on Tokyo", time.Minute, func(c *voicev1alpha1.Campaign) bool {
-		return c.Status.Succeeded == 1 && c.Status.Cursor == 1 && c.Status.NextWindowTime != nil
+	c = waitCampaign(t, ns, "dst", "first contact called, Tokyo waiting", time.Minute, func(c *voicev1alpha1.Campaign) bool {
+		return c.Status.Succeeded == 1 && c.Status.Pending == 1 && c.Status.NextWindowTime != nil
 	})
 	if got, want := c.Status.NextWindowTime.UTC(), time.Date(2026, 3, 8, 17, 30, 0, 0, time.UTC); !got.Equal(want) {
 		t.Fatalf("nextWindowTime = %s, want %s (02:30 in Tokyo)", got, want)
