@@ -332,6 +332,12 @@ type CallAttempt struct {
 	// durationSeconds of the answered call, from the CDR.
 	// +optional
 	DurationSeconds int32 `json:"durationSeconds,omitempty"`
+	// callRate is the rate Piopiy billed the call at, as its CDR gave it (a
+	// decimal in the account's currency; call_rate in webhook CDRs, rate in
+	// the CDR lookups).
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	CallRate string `json:"callRate,omitempty"`
 	// settledBy says how the outcome became known: Webhook, CDRLookup,
 	// Refused (Piopiy refused the create: nothing was placed) or Timeout
 	// (an ambiguous create Piopiy never showed: ended without a retry, since

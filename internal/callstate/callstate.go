@@ -189,6 +189,7 @@ func ApplyCDR(call *voicev1alpha1.Call, cdr *piopiy.CDR, settledBy string) Resul
 		return c.result()
 	}
 	c.setString(&a.CMIUUID, cdr.CMIUUID)
+	c.setString(&a.CallRate, boundedRate(cdr.CallRate))
 	if cdr.Status == piopiy.CDRAnswered {
 		c.earliest(&a.AnswerTime, timeOrNil(cdr.AnswerTime))
 	}

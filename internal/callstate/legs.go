@@ -56,3 +56,12 @@ func NamesOnlyLeg(ev *piopiy.Event) bool {
 func isStreamEvent(s piopiy.EventStatus) bool {
 	return s == piopiy.StatusStreamConnected || s == piopiy.StatusStreamDisconnected
 }
+
+// boundedRate keeps a CDR's rate within what status.attempts[].callRate
+// accepts; a longer one is not a rate.
+func boundedRate(r string) string {
+	if len(r) > 32 {
+		return ""
+	}
+	return r
+}

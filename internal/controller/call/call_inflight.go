@@ -181,6 +181,10 @@ func (r *Reconciler) lookupCDR(ctx context.Context, call *voicev1alpha1.Call, a 
 		return err
 	}
 	cdrs, err := api.CDRsByRequestID(ctx, a.RequestID)
+	if refusal := r.lookupRefusal(ctx, api, a, err); refusal != nil {
+		r.endRefusedLookup(call, a, refusal)
+		return nil
+	}
 	if errors.Is(err, piopiy.ErrNotFound) {
 		return nil
 	}
