@@ -117,13 +117,25 @@ type CallStream struct {
 	// +kubebuilder:default=caller
 	ListenMode ListenMode `json:"listenMode,omitempty"`
 
-	// voiceQuality is the sample rate in Hz of the L16 audio on the socket.
-	// 8000 and 16000 are what Piopiy documents today; 32000 is accepted by
-	// older docs and is sent as the string "32000" on the wire.
+	// voiceQuality is the sample rate in Hz of the L16 audio on the socket:
+	// 8000 or 16000. Older Piopiy docs also list 32000, but Piopiy plays bot
+	// audio (streamAudio) only at 8000 or 16000, so a 32000 stream would
+	// leave the bot mute; it is refused.
 	// +optional
 	// +kubebuilder:default=8000
 	// +kubebuilder:validation:Enum=8000;16000;32000
+	// +kubebuilder:validation:XValidation:rule="self != 32000",message="voiceQuality 32000 cannot be answered: Piopiy plays bot audio (streamAudio) only at 8000 or 16000 Hz, so the bot would be mute; use 16000"
 	VoiceQuality int32 `json:"voiceQuality,omitempty"`
+
+	// connectTimeoutSeconds bounds the wait, from the answer, for Piopiy to
+	// open the stream. A stream not connected by then means the person
+	// hears silence: callfleet hangs up, and the Call's StreamConnected
+	// condition says why (reason StreamConnectTimeout).
+	// +optional
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=300
+	ConnectTimeoutSeconds int32 `json:"connectTimeoutSeconds,omitempty"`
 
 	// startOnAnswer opens the stream when the callee answers (true) or as soon
 	// as the call starts ringing (false).
@@ -320,6 +332,12 @@ type CallAttempt struct {
 	// durationSeconds of the answered call, from the CDR.
 	// +optional
 	DurationSeconds int32 `json:"durationSeconds,omitempty"`
+	// callRate is the rate Piopiy billed the call at, as its CDR gave it (a
+	// decimal in the account's currency; call_rate in webhook CDRs, rate in
+	// the CDR lookups).
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	CallRate string `json:"callRate,omitempty"`
 	// settledBy says how the outcome became known: Webhook, CDRLookup,
 	// Refused (Piopiy refused the create: nothing was placed) or Timeout
 	// (an ambiguous create Piopiy never showed: ended without a retry, since

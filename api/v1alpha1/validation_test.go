@@ -77,6 +77,9 @@ func TestCallValidationRejectsNonsense(t *testing.T) {
 		{"stream url http", `{to: "919876543210", stream: {url: "https://bot.example.com"}}`, `spec.stream.url in body should match`},
 		{"listen mode unknown", `{to: "919876543210", streamEndpointRef: {name: bots}, stream: {listenMode: everyone}}`, `spec.stream.listenMode: Unsupported value: "everyone"`},
 		{"voice quality 44100", `{to: "919876543210", streamEndpointRef: {name: bots}, stream: {voiceQuality: 44100}}`, `spec.stream.voiceQuality: Unsupported value: 44100`},
+		{"voice quality 32000 (streamAudio plays only 8000 or 16000)", `{to: "919876543210", streamEndpointRef: {name: bots}, stream: {voiceQuality: 32000}}`, `voiceQuality 32000 cannot be answered: Piopiy plays bot audio (streamAudio) only at 8000 or 16000 Hz`},
+		{"stream connect timeout zero", `{to: "919876543210", streamEndpointRef: {name: bots}, stream: {connectTimeoutSeconds: 0}}`, `spec.stream.connectTimeoutSeconds in body should be greater than or equal to 1`},
+		{"stream connect timeout too long", `{to: "919876543210", streamEndpointRef: {name: bots}, stream: {connectTimeoutSeconds: 600}}`, `spec.stream.connectTimeoutSeconds in body should be less than or equal to 300`},
 		{"stream state unknown", `{to: "919876543210", streamEndpointRef: {name: bots}, stream: {state: Muted}}`, `spec.stream.state: Unsupported value: "Muted"`},
 		{"retry zero attempts", `{to: "919876543210", streamEndpointRef: {name: bots}, retry: {maxAttempts: 0}}`, `spec.retry.maxAttempts in body should be greater than or equal to 1`},
 		{"retry too many attempts", `{to: "919876543210", streamEndpointRef: {name: bots}, retry: {maxAttempts: 50}}`, `spec.retry.maxAttempts in body should be less than or equal to 10`},
@@ -122,15 +125,16 @@ func TestCallDefaultsAndReadBack(t *testing.T) {
 		t.Fatalf("read back wrong spec: %+v", s)
 	}
 	checks := map[string]bool{
-		"stream.listenMode=caller":       s.Stream.ListenMode == voicev1alpha1.ListenCaller,
-		"stream.voiceQuality=8000":       s.Stream.VoiceQuality == 8000,
-		"stream.state=Active":            s.Stream.State == voicev1alpha1.StreamActive,
-		"stream.startOnAnswer=true":      s.Stream.StartOnAnswer != nil && *s.Stream.StartOnAnswer,
-		"ringTimeoutSeconds=40":          s.RingTimeoutSeconds == 40,
-		"maxDurationSeconds=600":         s.MaxDurationSeconds == 600,
-		"retry.maxAttempts=1":            s.Retry.MaxAttempts == 1,
-		"retry.outcomes=[NoAnswer Busy]": fmt.Sprint(s.Retry.Outcomes) == "[NoAnswer Busy]",
-		"retry.maxBackoffSeconds=3600":   s.Retry.MaxBackoffSeconds == 3600,
+		"stream.listenMode=caller":        s.Stream.ListenMode == voicev1alpha1.ListenCaller,
+		"stream.voiceQuality=8000":        s.Stream.VoiceQuality == 8000,
+		"stream.state=Active":             s.Stream.State == voicev1alpha1.StreamActive,
+		"stream.startOnAnswer=true":       s.Stream.StartOnAnswer != nil && *s.Stream.StartOnAnswer,
+		"stream.connectTimeoutSeconds=10": s.Stream.ConnectTimeoutSeconds == 10,
+		"ringTimeoutSeconds=40":           s.RingTimeoutSeconds == 40,
+		"maxDurationSeconds=600":          s.MaxDurationSeconds == 600,
+		"retry.maxAttempts=1":             s.Retry.MaxAttempts == 1,
+		"retry.outcomes=[NoAnswer Busy]":  fmt.Sprint(s.Retry.Outcomes) == "[NoAnswer Busy]",
+		"retry.maxBackoffSeconds=3600":    s.Retry.MaxBackoffSeconds == 3600,
 	}
 	for what, ok := range checks {
 		if !ok {

@@ -80,6 +80,13 @@ func run(args []string, stderr io.Writer) error {
 		logJSON         = fs.Bool("log-json", false, "log JSON lines instead of text")
 		shutdown        = fs.Duration("shutdown-timeout", 10*time.Second, "how long SIGTERM waits to flush webhook deliveries")
 
+		// Shapes: the documented ones by default; see docs/piopiy-sim.md.
+		richShapes    = fs.Bool("rich-shapes", false, "send the former, undocumented richer shapes (stream events on leg a with every id, full CDRs from lookups, 420 on cmiuuid_cdr)")
+		wsURLQuery    = fs.String("ws-url-query", sim.WSURLQueryStripped, "open question: does the platform keep the ws_url query? stripped | kept")
+		listenReading = fs.String("listen-mode-reading", sim.ListenModeExamples, "open question: examples (caller = the person rung) | table (callee = the person rung)")
+		streamCMIUUID = fs.String("stream-cmiuuid", sim.StreamCMIUUIDLegA, "open question: the cmiuuid of stream events: legA | own (a fresh id per stream)")
+		cdrRedelivery = fs.String("cdr-redelivery", sim.CDRRedeliveryOnFailure, "open question: CDR resends at +5/+15/+30 min: onFailure | always")
+
 		restLatency   = fs.Duration("rest-latency", 0, "fault: extra latency on every REST request")
 		rest5xx       = fs.Float64("rest-5xx-prob", 0, "fault: probability of a 503 (nothing done)")
 		rest429       = fs.Float64("rest-429-prob", 0, "fault: probability of a 429 (nothing done)")
@@ -164,6 +171,7 @@ func run(args []string, stderr io.Writer) error {
 	s, err := sim.New(sim.Config{
 		Apps: appList, WebhookURL: *webhookURL, Scenario: sc, Faults: faults,
 		RedeliveryScale: *redeliveryScale, Logger: log, Seed: *seed,
+		Shapes: sim.Shapes{Rich: *richShapes, WSURLQuery: *wsURLQuery, ListenMode: *listenReading, StreamCMIUUID: *streamCMIUUID, CDRRedelivery: *cdrRedelivery},
 	})
 	if err != nil {
 		return err

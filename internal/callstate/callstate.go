@@ -110,6 +110,10 @@ func Apply(call *voicev1alpha1.Call, wh *piopiy.Webhook) Result {
 func applyEvent(call *voicev1alpha1.Call, ev *piopiy.Event) Result {
 	st := &call.Status
 	a := FindAttempt(st, ev.RequestID, ev.ExtraParams)
+	if a == nil && NamesOnlyLeg(ev) {
+		// The documented stream events name no request: only the leg.
+		a = FindAttemptByLeg(st, ev.CMIUUID)
+	}
 	if a == nil {
 		return Unmatched
 	}
@@ -118,7 +122,7 @@ func applyEvent(call *voicev1alpha1.Call, ev *piopiy.Event) Result {
 	c.settlePlaced(a, ev.RequestID, at)
 	current := a == Current(st)
 
-	if ev.Leg == piopiy.LegB {
+	if ev.Leg == piopiy.LegB && !isStreamEvent(ev.Status) {
 		if current {
 			applyAgentLeg(call, ev, at, c)
 		}
@@ -194,6 +198,7 @@ func ApplyCDR(call *voicev1alpha1.Call, cdr *piopiy.CDR, settledBy string) Resul
 		return c.result()
 	}
 	c.setString(&a.CMIUUID, cdr.CMIUUID)
+	c.setString(&a.CallRate, boundedRate(cdr.CallRate))
 	if cdr.Status == piopiy.CDRAnswered {
 		c.earliest(&a.AnswerTime, timeOrNil(cdr.AnswerTime))
 	}

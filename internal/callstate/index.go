@@ -39,6 +39,7 @@ func RegisterIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	for name, f := range map[string]func(*voicev1alpha1.Call) []string{
 		IndexRequestID: RequestIDs,
 		IndexAttemptID: AttemptIDs,
+		IndexCMIUUID:   CMIUUIDs,
 		IndexEndpoint:  EndpointName,
 	} {
 		if err := idx.IndexField(ctx, &voicev1alpha1.Call{}, name, byCall(f)); err != nil {

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -418,15 +417,11 @@ func streamURL(t *testing.T, base, namespace, name string, attempt int32, expire
 
 func signedURL(t *testing.T, key []byte, base, namespace, name string, attempt int32, expires time.Time) string {
 	t.Helper()
-	tok, err := streamtoken.Sign(key, streamtoken.Claims{Namespace: namespace, Call: name, Attempt: attempt, Expires: expires})
+	full, _, err := streamtoken.URL(base+"/stream", key, streamtoken.Claims{Namespace: namespace, Call: name, Attempt: attempt, Expires: expires})
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := url.Values{}
-	q.Set(streamtoken.ParamCall, namespace+"/"+name)
-	q.Set(streamtoken.ParamAttempt, strconv.Itoa(int(attempt)))
-	q.Set(streamtoken.ParamToken, tok)
-	return base + "/stream?" + q.Encode()
+	return full
 }
 
 // dial places the call on the sim as the Call controller would: make-call

@@ -103,7 +103,7 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	// The token is never logged; the call and attempt in clear are.
 	log := g.log.WithValues("call", q.Get("call"), "attempt", q.Get("attempt"), "remote", r.RemoteAddr)
-	claims, rej := g.verifyToken(q)
+	claims, rej := g.verifyStreamURL(r.URL)
 	if rej != nil {
 		g.refuse(w, log, rej)
 		return

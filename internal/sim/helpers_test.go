@@ -32,6 +32,9 @@ type hookRecv struct {
 	mu     sync.Mutex
 	bodies []map[string]any
 	fail   atomic.Int64 // reply 500 to this many requests first
+	// legs names the cmiuuids of a call's legs and streams: the documented
+	// stream events carry no request id, only one of those.
+	legs func(requestID string) map[string]bool
 }
 
 func newHookRecv(t *testing.T) *hookRecv {
@@ -59,11 +62,15 @@ func newHookRecv(t *testing.T) *hookRecv {
 
 // events returns the received bodies for a request id, in arrival order.
 func (h *hookRecv) events(requestID string) []map[string]any {
+	var legs map[string]bool
+	if h.legs != nil {
+		legs = h.legs(requestID)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []map[string]any
 	for _, b := range h.bodies {
-		if b["request_id"] == requestID {
+		if rid, named := b["request_id"]; rid == requestID || (!named && legs[fmt.Sprint(b["cmiuuid"])]) {
 			out = append(out, b)
 		}
 	}
@@ -100,6 +107,7 @@ func newHarness(t *testing.T, mut func(*Config)) *harness {
 		RedeliveryScale: 0.0001, // 5 min → 30 ms
 		Seed:            1,
 		Sender:          os.Getenv("SIM_TEST_SENDER"), // run the suite against either sender
+		Shapes:          testShapes(),
 	}
 	if mut != nil {
 		mut(&cfg)
@@ -119,6 +127,19 @@ func newHarness(t *testing.T, mut func(*Config)) *harness {
 			t.Errorf("Close: %v", err)
 		}
 	})
+	hooks.legs = func(id string) map[string]bool {
+		legs := map[string]bool{}
+		for _, c := range s.Calls() {
+			if c.RequestID != id {
+				continue
+			}
+			legs[c.CMIUUID] = true
+			for _, st := range c.Streams {
+				legs[st.CMIUUID] = true
+			}
+		}
+		return legs
+	}
 	return &harness{t: t, sim: s, url: u, hooks: hooks}
 }
 
@@ -377,4 +398,70 @@ func allSilent(frames [][]byte) bool {
 		}
 	}
 	return true
+}
+
+// readDocumented reads one of TeleCMI's samples (pkg/piopiy/testdata/documented
+// names the page of each).
+func readDocumented(t *testing.T, name string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile("../../pkg/piopiy/testdata/documented/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return m
+}
+
+// sameShape checks got has exactly the sample's keys, each with the same
+// JSON type (values differ, of course).
+func sameShape(t *testing.T, what string, got, sample map[string]any) {
+	t.Helper()
+	for k, v := range sample {
+		g, ok := got[k]
+		if !ok {
+			t.Errorf("%s: no %q, which the documented sample has", what, k)
+			continue
+		}
+		if fmt.Sprintf("%T", g) != fmt.Sprintf("%T", v) {
+			t.Errorf("%s: %q is %T (%v), the documented sample has %T", what, k, g, g, v)
+		}
+	}
+	for k := range got {
+		if _, ok := sample[k]; !ok {
+			t.Errorf("%s: %q is not in the documented sample", what, k)
+		}
+	}
+}
+
+// checkCallEndClose checks how the peer saw the socket end when the call
+// did, and returns the close code the sim records. Documented: the socket
+// just drops (no close frame; Piopiy's event says 1006 "Abnormal closure").
+// Rich shapes: a normal closure.
+func (h *harness) checkCallEndClose(err error) int {
+	h.t.Helper()
+	if h.sim.CurrentShapes().Rich {
+		if websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+			h.t.Errorf("socket closed with %v, want a normal closure", err)
+		}
+		return 1000
+	}
+	if err == nil || websocket.CloseStatus(err) != -1 {
+		h.t.Errorf("socket closed with %v, want it dropped without a close frame", err)
+	}
+	return 1006
+}
+
+// testShapes runs the suite with the documented shapes, or with
+// SIM_TEST_SHAPES=rich with the former ones (the ws_url query kept, as
+// before).
+func testShapes() Shapes {
+	if os.Getenv("SIM_TEST_SHAPES") == "rich" {
+		return Shapes{Rich: true, WSURLQuery: WSURLQueryKept}
+	}
+	return Shapes{}
 }

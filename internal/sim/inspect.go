@@ -41,6 +41,8 @@ type CallRecord struct {
 // StreamRecord is one stream action's WebSocket.
 type StreamRecord struct {
 	WSURL          string     `json:"ws_url"`
+	DialedURL      string     `json:"dialed_url"` // ws_url as dialed (the query stripped unless Shapes keeps it)
+	CMIUUID        string     `json:"cmiuuid"`    // what its stream events carry
 	ListenMode     string     `json:"listen_mode"`
 	SampleRate     int        `json:"sample_rate"`
 	OnAnswer       bool       `json:"stream_on_answer"`

@@ -78,7 +78,8 @@ type call struct {
 
 type cdrEntry struct {
 	cmiuuid string
-	payload json.RawMessage
+	payload json.RawMessage // as posted to the webhook
+	lookup  json.RawMessage // as the documented CDR lookups answer
 }
 
 func (s *Sim) placeCall(mc *makeCall, route string) (*call, error) {

@@ -117,10 +117,29 @@ func TestWebhookFieldShapes(t *testing.T) {
 	pc.waitClosed(t)
 	c := h.waitEnded(id)
 	now := time.Now()
+	rich := h.sim.CurrentShapes().Rich
+	streamEvents := 0
 	for _, e := range h.hooks.events(id) {
 		st := e["status"]
 		if e["type"] == "cdr" {
 			st = "cdr"
+		}
+		if st == "stream_connected" || st == "STREAM_DISCONNECTED" {
+			streamEvents++
+			wantCode := 1006 // the documented disconnect: the call's end drops the socket
+			if rich {
+				wantCode = 1000
+			}
+			checkWSStatus(t, st.(string), e["ws_status"], wantCode)
+			if !rich {
+				// Key for key and type for type what TeleCMI documents.
+				sample := map[string]string{"stream_connected": "stream_connected.json", "STREAM_DISCONNECTED": "stream_disconnected.json"}[st.(string)]
+				sameShape(t, st.(string), e, readDocumented(t, sample))
+				if e["cmiuuid"] != c.CMIUUID || e["from"] != json.Number("918035000000") {
+					t.Errorf("%v: cmiuuid %v from %v, want leg a's %s and the caller id", st, e["cmiuuid"], e["from"], c.CMIUUID)
+				}
+				continue
+			}
 		}
 		for _, k := range []string{"appid", "leg", "direction", "from", "to", "time", "cmiuuid", "conversation_uuid", "request_id", "callerid", "vn", "extra_params", "status"} {
 			if _, ok := e[k]; !ok {
@@ -152,21 +171,6 @@ func TestWebhookFieldShapes(t *testing.T) {
 			}
 		}
 		switch st {
-		case "stream_connected", "STREAM_DISCONNECTED":
-			var ws struct {
-				Status  string `json:"status"`
-				Message struct {
-					Code   int    `json:"code"`
-					Reason string `json:"reason"`
-				} `json:"message"`
-			}
-			s, ok := e["ws_status"].(string)
-			if !ok || json.Unmarshal([]byte(s), &ws) != nil {
-				t.Errorf("%v: ws_status must be a JSON string, got %#v", st, e["ws_status"])
-			}
-			if st == "STREAM_DISCONNECTED" && (ws.Status != "disconnected" || ws.Message.Code != 1000) {
-				t.Errorf("ws_status %s", s)
-			}
 		case "cdr":
 			for _, k := range []string{"duration", "start_time", "answer_time", "end_time"} {
 				if _, ok := e[k].(json.Number); !ok {
@@ -185,6 +189,35 @@ func TestWebhookFieldShapes(t *testing.T) {
 			if e["status"] != "answered" || e["leg"] != "a" {
 				t.Errorf("cdr %v", e)
 			}
+			if !rich && (e["out"] != true || e["api_init"] != true) {
+				t.Errorf("cdr out %v api_init %v, want true as in TeleCMI's samples", e["out"], e["api_init"])
+			}
 		}
+	}
+	if streamEvents != 2 {
+		t.Errorf("%d stream events delivered, want stream_connected and STREAM_DISCONNECTED", streamEvents)
+	}
+}
+
+// checkWSStatus checks ws_status is a JSON string; a disconnect carries code.
+func checkWSStatus(t *testing.T, st string, v any, code int) {
+	t.Helper()
+	var ws struct {
+		Status  string `json:"status"`
+		Message *struct {
+			Code   int    `json:"code"`
+			Reason string `json:"reason"`
+		} `json:"message"`
+	}
+	s, ok := v.(string)
+	if !ok || json.Unmarshal([]byte(s), &ws) != nil {
+		t.Errorf("%v: ws_status must be a JSON string, got %#v", st, v)
+		return
+	}
+	if st == "STREAM_DISCONNECTED" && (ws.Status != "disconnected" || ws.Message == nil || ws.Message.Code != code) {
+		t.Errorf("%s ws_status %s, want disconnected with code %d", st, s, code)
+	}
+	if st == "stream_connected" && ws.Status != "connected" {
+		t.Errorf("%s ws_status %s", st, s)
 	}
 }

@@ -162,8 +162,11 @@ func (s *Sim) handleCallAction(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"code": 200, "status": "success", "message": act + " done"})
 }
 
+// handleCMIUUIDCDR answers the documented minimal record, and 404 for bad
+// credentials as the documentation lists (420 with rich shapes).
 func (s *Sim) handleCMIUUIDCDR(w http.ResponseWriter, r *http.Request) {
-	b, appID, ok := s.lookupRequest(w, r, false)
+	rich := s.CurrentShapes().Rich
+	b, appID, ok := s.lookupRequest(w, r, !rich)
 	if !ok {
 		return
 	}
@@ -179,7 +182,7 @@ func (s *Sim) handleCMIUUIDCDR(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errf(codeNotFound, "cdr not found"))
 		return
 	}
-	cdr := ref.c.cdrFor(id)
+	cdr := ref.c.cdrFor(id, rich)
 	if cdr == nil {
 		writeError(w, errf(codeNotFound, "cdr not found"))
 		return
@@ -207,6 +210,6 @@ func (s *Sim) handleRequestIDCDR(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errf(codeNotFound, "request id not found"))
 		return
 	}
-	cdrs := c.allCDRs()
+	cdrs := c.allCDRs(s.CurrentShapes().Rich)
 	writeJSON(w, http.StatusOK, map[string]any{"count": len(cdrs), "cdr": cdrs, "code": 200})
 }

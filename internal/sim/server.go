@@ -41,6 +41,9 @@ type Config struct {
 	// per frame, dominated by the write syscall; per-stream is the default
 	// because a peer that stops reading only ever stalls its own stream.
 	Sender string
+	// Shapes chooses documented or former shapes and the reading of each
+	// open question (zero = the documented shapes; see Shapes).
+	Shapes Shapes
 }
 
 // Sim is a running Piopiy stand-in. All methods are safe for concurrent use.
@@ -60,6 +63,7 @@ type Sim struct {
 	mu         sync.RWMutex // guards the fields below
 	scenario   Scenario
 	faults     Faults
+	shapes     Shapes
 	webhookURL string
 	calls      map[string]*call // by request_id
 	order      []*call          // dial order, for stable listings
@@ -99,6 +103,9 @@ func New(cfg Config) (*Sim, error) {
 	if err := cfg.Faults.validate(); err != nil {
 		return nil, fmt.Errorf("sim: faults: %w", err)
 	}
+	if err := cfg.Shapes.validate(); err != nil {
+		return nil, fmt.Errorf("sim: shapes: %w", err)
+	}
 	if cfg.RedeliveryScale < 0 {
 		return nil, errors.New("sim: redelivery scale must not be negative")
 	}
@@ -122,6 +129,7 @@ func New(cfg Config) (*Sim, error) {
 		cancel:     cancel,
 		scenario:   sc,
 		faults:     cfg.Faults,
+		shapes:     cfg.Shapes,
 		webhookURL: cfg.WebhookURL,
 		calls:      map[string]*call{},
 		legs:       map[string]legRef{},
@@ -162,6 +170,8 @@ func (s *Sim) routes() {
 	m.HandleFunc("PUT /sim/faults", s.handlePutFaults)
 	m.HandleFunc("GET /sim/webhook", s.handleGetWebhook)
 	m.HandleFunc("PUT /sim/webhook", s.handlePutWebhook)
+	m.HandleFunc("GET /sim/shapes", s.handleGetShapes)
+	m.HandleFunc("PUT /sim/shapes", s.handlePutShapes)
 	m.HandleFunc("GET /sim/stats", s.handleStats)
 	m.HandleFunc("GET /sim/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -26,6 +26,13 @@ type stream struct {
 	cancel context.CancelFunc
 	paused atomic.Bool
 
+	// Fixed at start from the Shapes in force.
+	cmiuuid     string // what its stream events carry
+	dialURL     string // ws_url as the platform dials it
+	abnormalEnd bool   // the call's end drops the socket (1006), as documented
+	hearPerson  bool   // listen_mode carries leg a
+	hearBridged bool   // listen_mode carries the bridged party
+
 	framesSent atomic.Int64
 	bytesSent  atomic.Int64
 	framesRecv atomic.Int64
@@ -61,8 +68,13 @@ func (c *call) startStream(spec *streamSpec, source string) {
 		return
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
-	st := &stream{c: c, spec: *spec, ctx: ctx, cancel: cancel}
-	st.rec = StreamRecord{WSURL: spec.WSURL, ListenMode: spec.ListenMode, SampleRate: spec.SampleRate, OnAnswer: spec.OnAnswer, Source: source, DialedAt: time.Now()}
+	sh := c.s.CurrentShapes()
+	st := &stream{c: c, spec: *spec, ctx: ctx, cancel: cancel, cmiuuid: c.legA, dialURL: sh.dialURL(spec.WSURL), abnormalEnd: !sh.Rich}
+	if sh.StreamCMIUUID == StreamCMIUUIDOwn {
+		st.cmiuuid = newCMIUUID()
+	}
+	st.hearPerson, st.hearBridged = sh.hears(spec.ListenMode)
+	st.rec = StreamRecord{WSURL: spec.WSURL, DialedURL: st.dialURL, CMIUUID: st.cmiuuid, ListenMode: spec.ListenMode, SampleRate: spec.SampleRate, OnAnswer: spec.OnAnswer, Source: source, DialedAt: time.Now()}
 	c.streams = append(c.streams, st)
 	c.bg.Add(1)
 	go st.run()
@@ -73,7 +85,7 @@ func (st *stream) run() {
 	defer c.bg.Done()
 	defer st.cancel()
 	dctx, dcancel := context.WithTimeout(st.ctx, 10*time.Second)
-	conn, resp, err := websocket.Dial(dctx, st.spec.WSURL, &websocket.DialOptions{HTTPClient: wsDialClient, CompressionMode: websocket.CompressionDisabled})
+	conn, resp, err := websocket.Dial(dctx, st.dialURL, &websocket.DialOptions{HTTPClient: wsDialClient, CompressionMode: websocket.CompressionDisabled})
 	dcancel()
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()
@@ -85,8 +97,12 @@ func (st *stream) run() {
 		st.rec.DialError, st.rec.DisconnectedAt = err.Error(), &now
 		st.rec.CloseCode, st.rec.CloseReason = int(websocket.StatusAbnormalClosure), "Abnormal closure"
 		c.mu.Unlock()
-		c.s.log.Info("stream dial failed", "request_id", c.id, "url", st.spec.WSURL, "err", err)
-		c.emitStream("STREAM_DISCONNECTED", "failed", int(websocket.StatusAbnormalClosure), "Abnormal closure")
+		c.s.log.Info("stream dial failed", "request_id", c.id, "url", redactURL(st.dialURL), "err", err)
+		failed := "disconnected" // the only documented disconnect status
+		if !st.abnormalEnd {
+			failed = "failed"
+		}
+		c.emitStream(st, "STREAM_DISCONNECTED", failed, int(websocket.StatusAbnormalClosure), "Abnormal closure")
 		return
 	}
 	conn.SetReadLimit(16 << 20)
@@ -95,10 +111,17 @@ func (st *stream) run() {
 	st.conn = conn
 	st.rec.ConnectedAt = &now
 	c.mu.Unlock()
-	c.emitStream("stream_connected", "connected", 101, "Switching Protocols")
+	c.emitStream(st, "stream_connected", "connected", 101, "Switching Protocols")
 
-	// The call ending (or Close) closes the socket with a normal closure.
-	stopClose := context.AfterFunc(st.ctx, func() { st.closeBySim(websocket.StatusNormalClosure, "call ended") })
+	// The call ending (or Close) closes the socket: documented, by dropping
+	// it (the peer sees 1006); with rich shapes, with a normal closure.
+	stopClose := context.AfterFunc(st.ctx, func() {
+		if st.abnormalEnd {
+			st.closeBySim(websocket.StatusAbnormalClosure, "Abnormal closure")
+			return
+		}
+		st.closeBySim(websocket.StatusNormalClosure, "call ended")
+	})
 	defer stopClose()
 	rp := c.s.audio.rates[st.spec.SampleRate]
 	ss := &sendState{st: st, conn: conn, rp: rp, scratch: make([]byte, rp.frameBytes), next: time.Now().Add(FrameInterval), done: make(chan struct{})}
@@ -127,7 +150,7 @@ func (st *stream) run() {
 		st.rec.Pauses[n-1].ResumedAt = &end
 	}
 	c.mu.Unlock()
-	c.emitStream("STREAM_DISCONNECTED", "disconnected", code, reason)
+	c.emitStream(st, "STREAM_DISCONNECTED", "disconnected", code, reason)
 }
 
 func closeText(code websocket.StatusCode, reason string) string {
@@ -152,7 +175,11 @@ func (st *stream) closeBySim(code websocket.StatusCode, reason string) {
 	st.simClose = &websocket.CloseError{Code: code, Reason: reason}
 	conn := st.conn
 	st.c.mu.Unlock()
-	if conn != nil {
+	switch {
+	case conn == nil:
+	case code == websocket.StatusAbnormalClosure:
+		_ = conn.CloseNow() // 1006 is never sent: the connection just drops
+	default:
 		_ = conn.Close(code, reason)
 	}
 }
@@ -163,14 +190,14 @@ func (st *stream) closeBySim(code websocket.StatusCode, reason string) {
 func (st *stream) frame(rp *ratePatterns, n int64, scratch []byte) []byte {
 	c := st.c
 	var a, b []byte
-	if st.spec.ListenMode != "callee" && c.answered.Load() && !c.held.Load() {
+	if st.hearPerson && c.answered.Load() && !c.held.Load() {
 		if c.beh.Outcome == OutcomeVoicemail {
 			a = rp.voicemail.frame(n, rp.frameBytes)
 		} else {
 			a = rp.caller.frame(n, rp.frameBytes)
 		}
 	}
-	if st.spec.ListenMode != "caller" {
+	if st.hearBridged {
 		if ag := c.activeAgent.Load(); ag != nil && !ag.held.Load() {
 			b = rp.agent.frame(n, rp.frameBytes)
 		}

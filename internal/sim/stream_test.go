@@ -42,8 +42,12 @@ func TestStreamFramesPerVoiceQuality(t *testing.T) {
 	}{{"8000", 8000, 320}, {16000, 16000, 640}, {"32000", 32000, 1280}} {
 		t.Run(fmt.Sprint(tc.vq), func(t *testing.T) {
 			id, pc := liveCall(t, h, map[string]any{"voice_quality": tc.vq})
-			if pc.path != "/ws?call=c1" {
-				t.Errorf("dialled %q: the ws_url query must reach the server", pc.path)
+			wantPath := "/ws" // the open question's strict reading: the query is dropped
+			if h.sim.CurrentShapes().WSURLQuery == WSURLQueryKept {
+				wantPath = "/ws?call=c1"
+			}
+			if pc.path != wantPath {
+				t.Errorf("dialled %q, want %q", pc.path, wantPath)
 			}
 			pc.waitFrames(t, 55)
 			frames := pc.framesFrom(0)
@@ -58,12 +62,10 @@ func TestStreamFramesPerVoiceQuality(t *testing.T) {
 				t.Errorf("caller tone %g vs agent tone %g", cal, ag)
 			}
 			h.hangup(id)
-			if err := pc.waitClosed(t); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
-				t.Errorf("socket closed with %v, want a normal closure", err)
-			}
+			endCode := h.checkCallEndClose(pc.waitClosed(t))
 			c := h.waitEnded(id)
 			st := c.Streams[0]
-			if st.SampleRate != tc.rate || st.ClosedBy != "sim" || st.CloseCode != 1000 || st.FramesSent < 55 || st.BytesSent != st.FramesSent*int64(tc.bytes) {
+			if st.SampleRate != tc.rate || st.ClosedBy != "sim" || st.CloseCode != endCode || st.FramesSent < 55 || st.BytesSent != st.FramesSent*int64(tc.bytes) {
 				t.Errorf("stream record %+v", st)
 			}
 		})
@@ -252,9 +254,7 @@ func TestMidCallPCMO(t *testing.T) {
 		t.Errorf("mixed audio: caller %g agent %g", cal, ag)
 	}
 	pc.sendText(t, `[{"action":"hangup"}]`)
-	if err := pc.waitClosed(t); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
-		t.Errorf("close %v", err)
-	}
+	h.checkCallEndClose(pc.waitClosed(t))
 	c = h.waitEnded(id)
 	if c.HangupCause != "pcmo" || c.Bridges[0].EndCause != "pcmo" {
 		t.Errorf("cause %q bridge %q", c.HangupCause, c.Bridges[0].EndCause)

@@ -27,15 +27,17 @@ type eventRec struct {
 // emit records an event and queues it for delivery. Common fields are added
 // here; fields carries the per-event ones.
 func (c *call) emit(status, leg, cmiuuid string, fields map[string]any) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.qClosed || c.dead.Load() {
-		return
-	}
-	if cause := context.Cause(c.ctx); cause == errShutdown || cause == errReset {
-		return // the platform went away: nothing more is said about this call
-	}
-	p := map[string]any{
+	c.record(status, leg, cmiuuid, c.commonFields(leg, cmiuuid), fields, nil)
+}
+
+// emitThin records an event that carries only the fields given, as the
+// documented stream events do.
+func (c *call) emitThin(status, leg, cmiuuid string, fields map[string]any) {
+	c.record(status, leg, cmiuuid, fields, nil, nil)
+}
+
+func (c *call) commonFields(leg, cmiuuid string) map[string]any {
+	return map[string]any{
 		"appid":             c.appID,
 		"leg":               leg,
 		"direction":         "outbound",
@@ -45,6 +47,19 @@ func (c *call) emit(status, leg, cmiuuid string, fields map[string]any) {
 		"callerid":          c.fromS,
 		"vn":                c.fromS,
 		"extra_params":      c.extra,
+	}
+}
+
+// record merges fields into p, records the event (a CDR with the record the
+// lookups answer for it) and queues it.
+func (c *call) record(status, leg, cmiuuid string, p, fields map[string]any, lookup json.RawMessage) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.qClosed || c.dead.Load() {
+		return
+	}
+	if cause := context.Cause(c.ctx); cause == errShutdown || cause == errReset {
+		return // the platform went away: nothing more is said about this call
 	}
 	for k, v := range fields {
 		p[k] = v
@@ -57,7 +72,7 @@ func (c *call) emit(status, leg, cmiuuid string, fields map[string]any) {
 	ev := &eventRec{EventRecord{Seq: len(c.events) + 1, Status: status, Leg: leg, CMIUUID: cmiuuid, CreatedAt: time.Now(), Payload: body}}
 	c.events = append(c.events, ev)
 	if status == "cdr" {
-		c.cdrs = append(c.cdrs, cdrEntry{cmiuuid: cmiuuid, payload: body})
+		c.cdrs = append(c.cdrs, cdrEntry{cmiuuid: cmiuuid, payload: body, lookup: lookup})
 	}
 	c.q.push(ev)
 }
@@ -77,11 +92,20 @@ func (c *call) emitB(leg *agentLeg, status string) {
 }
 
 // emitStream sends stream_connected / STREAM_DISCONNECTED with ws_status as
-// a JSON *string*, the way Piopiy does.
-func (c *call) emitStream(status, wsStatus string, code int, reason string) {
-	ws, _ := json.Marshal(map[string]any{"status": wsStatus, "message": map[string]any{"code": code, "reason": reason}})
-	c.emit(status, "a", c.legA, map[string]any{
-		"status": status, "from": c.fromS, "to": c.toS, "time": time.Now().UnixMilli(), "ws_status": string(ws),
+// a JSON *string*, the way Piopiy does. The documented events are thin: leg
+// b, from, cmiuuid and ws_status, nothing that names the request.
+func (c *call) emitStream(st *stream, status, wsStatus string, code int, reason string) {
+	sh := c.s.CurrentShapes()
+	ws := sh.wsStatus(wsStatus, code, reason)
+	if sh.Rich {
+		c.emit(status, "a", c.legA, map[string]any{
+			"status": status, "from": c.fromS, "to": c.toS, "time": time.Now().UnixMilli(), "ws_status": ws,
+		})
+		return
+	}
+	c.emitThin(status, "b", st.cmiuuid, map[string]any{
+		"appid": c.appID, "direction": "outbound", "from": c.from, "leg": "b", "status": status,
+		"time": time.Now().UnixMilli(), "cmiuuid": st.cmiuuid, "ws_status": ws,
 	})
 }
 
@@ -100,33 +124,52 @@ func (c *call) emitCDR(leg, cmiuuid, from, to string, start, answered, end time.
 	}
 	bal := c.s.balance[c.appID]
 	c.s.mu.Unlock()
-	c.emit("cdr", leg, cmiuuid, map[string]any{
+	rate, balance := strconv.FormatFloat(callRate, 'f', 2, 64), strconv.FormatFloat(bal, 'f', 2, 64)
+	fields := map[string]any{
 		"type": "cdr", "status": status, "from": from, "to": to,
 		"duration": dur, "time": start.UnixMilli(),
 		"start_time": start.Unix(), "answer_time": answerTime, "end_time": end.Unix(),
-		"call_rate": strconv.FormatFloat(callRate, 'f', 2, 64), "balance": strconv.FormatFloat(bal, 'f', 2, 64),
-	})
+		"call_rate": rate, "balance": balance,
+	}
+	if !c.s.CurrentShapes().Rich {
+		// Value types as TeleCMI's CDR samples show them.
+		fields["out"], fields["api_init"] = true, true
+		if status == "missed" {
+			fields["call_rate"] = 0
+		}
+	}
+	lookup := lookupCDR(leg, status, from, to, dur, start.UnixMilli(), rate, balance)
+	c.record("cdr", leg, cmiuuid, c.commonFields(leg, cmiuuid), fields, lookup)
 }
 
-func (c *call) cdrFor(cmiuuid string) json.RawMessage {
+// cdrFor is the lookup record of a leg: the minimal documented one, or with
+// rich shapes the webhook CDR.
+func (c *call) cdrFor(cmiuuid string, rich bool) json.RawMessage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, e := range c.cdrs {
 		if e.cmiuuid == cmiuuid {
-			return e.payload
+			return e.record(rich)
 		}
 	}
 	return nil
 }
 
-func (c *call) allCDRs() []json.RawMessage {
+func (c *call) allCDRs(rich bool) []json.RawMessage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]json.RawMessage, 0, len(c.cdrs))
 	for _, e := range c.cdrs {
-		out = append(out, e.payload)
+		out = append(out, e.record(rich))
 	}
 	return out
+}
+
+func (e cdrEntry) record(rich bool) json.RawMessage {
+	if rich || e.lookup == nil {
+		return e.payload
+	}
+	return e.lookup
 }
 
 // eventQueue is an unbounded FIFO so a slow receiver never stalls a call's lifecycle.
@@ -260,6 +303,9 @@ func (d *deliverer) first(c *call, ev *eventRec, f DeliveryFaults) {
 		d.scheduleRetry(c, ev, 0)
 		return
 	}
+	if ev.Status == "cdr" && d.s.CurrentShapes().CDRRedelivery == CDRRedeliveryAlways {
+		d.scheduleRetry(c, ev, 0)
+	}
 	if applies && d.s.dice.roll(f.DuplicateProb) {
 		d.note(c, ev, "duplicated")
 		d.post(c, ev, true)
@@ -272,13 +318,17 @@ func (d *deliverer) note(c *call, ev *eventRec, fault string) {
 	c.mu.Unlock()
 }
 
-// scheduleRetry arms redelivery number n+1 (0-based n), or gives up after the third.
+// scheduleRetry arms redelivery number n+1 (0-based n), or gives up after
+// the third. With CDRRedeliveryAlways a CDR goes through all three anyway.
 func (d *deliverer) scheduleRetry(c *call, ev *eventRec, n int) {
 	if n >= len(redeliveryGaps) {
 		c.mu.Lock()
-		ev.GaveUp = true
+		gaveUp := !ev.Delivered
+		ev.GaveUp = gaveUp
 		c.mu.Unlock()
-		d.s.log.Info("webhook: giving up", "request_id", c.id, "status", ev.Status, "seq", ev.Seq)
+		if gaveUp {
+			d.s.log.Info("webhook: giving up", "request_id", c.id, "status", ev.Status, "seq", ev.Seq)
+		}
 		return
 	}
 	gap := time.Duration(float64(redeliveryGaps[n]) * d.s.scale)
@@ -302,7 +352,7 @@ func (d *deliverer) scheduleRetry(c *call, ev *eventRec, n int) {
 		if c.dead.Load() {
 			return
 		}
-		if !d.post(c, ev, false) {
+		if !d.post(c, ev, false) || (ev.Status == "cdr" && d.s.CurrentShapes().CDRRedelivery == CDRRedeliveryAlways) {
 			d.scheduleRetry(c, ev, n+1)
 		}
 	})

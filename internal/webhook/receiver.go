@@ -112,6 +112,9 @@ const ignored callstate.Result = "ignored"
 func (rc *Receiver) apply(ctx context.Context, wh *piopiy.Webhook) (callstate.Result, klog.ObjectRef, error) {
 	requestID, extra := ids(wh)
 	key, found, err := rc.find(ctx, requestID, extra)
+	if err == nil && !found && callstate.NamesOnlyLeg(wh.Event) {
+		key, found, err = rc.findByLeg(ctx, wh.Event.CMIUUID)
+	}
 	if err != nil || !found {
 		return ignored, klog.ObjectRef{}, err
 	}

@@ -26,6 +26,7 @@ func newReceiver(t *testing.T, objs ...client.Object) (*Receiver, client.Client)
 		WithObjects(objs...).
 		WithIndex(&voicev1alpha1.Call{}, callstate.IndexRequestID, func(o client.Object) []string { return callstate.RequestIDs(o.(*voicev1alpha1.Call)) }).
 		WithIndex(&voicev1alpha1.Call{}, callstate.IndexAttemptID, func(o client.Object) []string { return callstate.AttemptIDs(o.(*voicev1alpha1.Call)) }).
+		WithIndex(&voicev1alpha1.Call{}, callstate.IndexCMIUUID, func(o client.Object) []string { return callstate.CMIUUIDs(o.(*voicev1alpha1.Call)) }).
 		Build()
 	return &Receiver{Client: c, APIReader: c, Token: token}, c
 }

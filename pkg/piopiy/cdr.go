@@ -82,7 +82,7 @@ func parseCDR(r *fieldReader) *CDR {
 		RequestID:        r.str("request_id"),
 		CallerID:         r.number("callerid"),
 		VN:               r.number("vn"),
-		CallRate:         strings.TrimSpace(r.str("call_rate")),
+		CallRate:         strings.TrimSpace(r.str("call_rate", "rate")), // webhooks say call_rate, the documented lookups rate
 		Balance:          strings.TrimSpace(r.str("balance")),
 	}
 	c.ExtraParams, c.RawExtraParams = r.extraParams("extra_params")

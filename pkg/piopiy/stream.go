@@ -38,8 +38,9 @@ const (
 //
 //	{"type":"streamAudio","data":{"audioDataType":"raw","sampleRate":8000,"audioData":"<base64>"}}
 //
-// The sample rate must be one Piopiy streams at (8000, 16000 or 32000), and
-// raw audio must be whole 16-bit samples.
+// The sample rate must be one streamAudio plays (8000 or 16000: older docs
+// let a stream run at 32000, but its audio cannot be answered), and raw
+// audio must be whole 16-bit samples.
 func StreamAudioFrame(dataType AudioDataType, sampleRate int, audio []byte) ([]byte, error) {
 	return AppendStreamAudioFrame(nil, dataType, sampleRate, audio)
 }
@@ -50,8 +51,8 @@ func AppendStreamAudioFrame(dst []byte, dataType AudioDataType, sampleRate int, 
 	if !dataType.Valid() {
 		return dst, validationError("stream audio frame", "audio data type %q is not raw, mp3, wav or ogg", string(dataType))
 	}
-	if !VoiceQuality(sampleRate).Valid() {
-		return dst, validationError("stream audio frame", "sample rate %d is not 8000, 16000 or 32000", sampleRate)
+	if sampleRate != int(VoiceQuality8000) && sampleRate != int(VoiceQuality16000) {
+		return dst, validationError("stream audio frame", "sample rate %d is not 8000 or 16000, the rates streamAudio plays", sampleRate)
 	}
 	if len(audio) == 0 {
 		return dst, validationError("stream audio frame", "no audio")

@@ -47,7 +47,7 @@ func TestAppendStreamAudioFrameReusesBuffer(t *testing.T) {
 	if &b[0] != &buf[:1][0] {
 		t.Error("did not append in place although the buffer had room")
 	}
-	b2, _ := AppendStreamAudioFrame(b, AudioWAV, 32000, []byte{4})
+	b2, _ := AppendStreamAudioFrame(b, AudioWAV, 8000, []byte{4})
 	if !bytes.HasPrefix(b2, b) || len(b2) <= len(b) {
 		t.Error("second append lost the first frame")
 	}
@@ -62,6 +62,7 @@ func TestStreamAudioFrameRejects(t *testing.T) {
 	}{
 		{"type", "flac", 8000, []byte{0, 0}},
 		{"rate", AudioRaw, 44100, []byte{0, 0}},
+		{"32000: streams at it once existed, streamAudio never played it", AudioRaw, 32000, []byte{0, 0}},
 		{"empty", AudioRaw, 8000, nil},
 		{"odd raw", AudioRaw, 8000, []byte{0, 0, 0}},
 	} {

@@ -57,6 +57,11 @@ type Options struct {
 	RedeliveryScale float64
 	// DialTimeout bounds one make-call request (default 2s).
 	DialTimeout time.Duration
+	// SimShapes are piopiy-sim's shapes (zero: the documented ones, as
+	// make test runs them).
+	SimShapes sim.Shapes
+	// Now is the Call controller's clock (nil: time.Now).
+	Now func() time.Time
 	// Setup registers more controllers on the manager.
 	Setup func(context.Context, ctrl.Manager) error
 }
@@ -107,6 +112,7 @@ func Start(opts Options) (h *Harness, err error) {
 		RedeliveryScale: opts.RedeliveryScale,
 		Seed:            7,
 		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Shapes:          opts.SimShapes,
 	}); err != nil {
 		return h, err
 	}
@@ -157,6 +163,7 @@ func Start(opts Options) (h *Harness, err error) {
 		CDRGrace:      2 * time.Second,
 		DialTimeout:   opts.DialTimeout,
 		Workers:       opts.Workers,
+		Now:           opts.Now,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return h, err

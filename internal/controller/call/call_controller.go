@@ -63,6 +63,9 @@ type Reconciler struct {
 	// unrecorded holds dial results (by attempt id) this process got from
 	// Piopiy but could not write to status yet.
 	unrecorded sync.Map
+	// probed holds the attempts (by id) whose CDR lookup's 404 was already
+	// checked for refused credentials (see lookupRefusal).
+	probed sync.Map
 }
 
 // nextPass is the wait before a pass that follows at once from this one

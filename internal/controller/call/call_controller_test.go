@@ -182,7 +182,7 @@ func TestCallWaitsForStreamEndpoint(t *testing.T) {
 		t.Fatalf("want one dial with a stream URL: %s", describe(c))
 	}
 	ws := simCalls(to)[0].Streams
-	if len(ws) == 0 || !containsAll(ws[0].WSURL, "token=", "call="+ns+"%2Fwaiting", "attempt=1") {
+	if len(ws) == 0 || !containsAll(ws[0].WSURL, "/s/", "token=", "call="+ns+"%2Fwaiting", "attempt=1") {
 		t.Fatalf("ws_url lacks the Call's identity and token: %+v", ws)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strconv"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -332,24 +331,14 @@ func (r *Reconciler) streamURL(call *voicev1alpha1.Call, base string, n int32) (
 		// A handler run elsewhere gets the URL as written.
 		return base, base, nil
 	}
-	u, err := url.Parse(base)
-	if err != nil {
+	if _, err := url.Parse(base); err != nil {
 		return "", "", &errStalled{reason: "BadEndpointURL", err: fmt.Errorf("StreamEndpoint URL %q: %w", base, err)}
 	}
-	q := u.Query()
-	q.Set(streamtoken.ParamCall, call.Namespace+"/"+call.Name)
-	q.Set(streamtoken.ParamAttempt, strconv.Itoa(int(n)))
-	u.RawQuery = q.Encode()
-	shown := u.String()
 	// The platform connects at answer; the token must outlive the ring.
 	ttl := time.Duration(call.Spec.RingTimeoutSeconds)*time.Second + 5*time.Minute
-	tok, err := streamtoken.Sign(r.TokenKey, streamtoken.Claims{Namespace: call.Namespace, Call: call.Name, Attempt: n, Expires: r.Now().Add(ttl)})
-	if err != nil {
-		return "", "", err
-	}
-	q.Set(streamtoken.ParamToken, tok)
-	u.RawQuery = q.Encode()
-	return u.String(), shown, nil
+	// The token goes in the path as well as the query: nothing says Piopiy
+	// keeps a ws_url's query.
+	return streamtoken.URL(base, r.TokenKey, streamtoken.Claims{Namespace: call.Namespace, Call: call.Name, Attempt: n, Expires: r.Now().Add(ttl)})
 }
 
 func extraParams(call *voicev1alpha1.Call, attemptID string) map[string]string {

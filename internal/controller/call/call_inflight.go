@@ -94,24 +94,33 @@ func (r *Reconciler) hangupIfAsked(ctx context.Context, call *voicev1alpha1.Call
 		// event brings it and wakes us.
 		return nil
 	}
-	why := ""
+	why, streamTimeout := "", false
 	switch {
 	case call.Spec.Hangup:
 		why = "spec.hangup is true"
 	case a.AnswerTime == nil && a.DialTime != nil && now.After(a.DialTime.Add(ringTimeout(call)+ringSlack)):
 		why = fmt.Sprintf("not answered within ringTimeoutSeconds (%ds)", call.Spec.RingTimeoutSeconds)
 	default:
-		return nil
+		if why, streamTimeout = streamTimedOut(call, a, now); !streamTimeout {
+			return nil
+		}
 	}
 	if err := r.hangup(ctx, call, a); err != nil {
 		return err
 	}
-	r.event(call, "Normal", "HangupRequested", "attempt %d: hung up because %s", a.Number, why)
+	reason := "HangupRequested"
+	if streamTimeout {
+		reason = voicev1alpha1.ReasonStreamConnectTimeout
+	}
+	r.event(call, "Normal", reason, "attempt %d: hung up because %s", a.Number, why)
 	// Written at once, so a conflicting write later in this pass cannot make
 	// the next pass send it again.
 	return r.updateAttempt(ctx, call, a.ID, func(a *voicev1alpha1.CallAttempt, _ bool) {
 		if a.HangupRequestedTime == nil {
 			a.HangupRequestedTime = metaTime(now)
+		}
+		if streamTimeout {
+			r.markStreamTimeout(call, a, why)
 		}
 	})
 }
@@ -172,6 +181,10 @@ func (r *Reconciler) lookupCDR(ctx context.Context, call *voicev1alpha1.Call, a 
 		return err
 	}
 	cdrs, err := api.CDRsByRequestID(ctx, a.RequestID)
+	if refusal := r.lookupRefusal(ctx, api, a, err); refusal != nil {
+		r.endRefusedLookup(call, a, refusal)
+		return nil
+	}
 	if errors.Is(err, piopiy.ErrNotFound) {
 		return nil
 	}
@@ -224,6 +237,9 @@ func (r *Reconciler) followUpIn(call *voicev1alpha1.Call) time.Duration {
 		if t := attemptStart(a).Add(ringTimeout(call) + ringSlack + time.Second); t.Before(next) {
 			next = t
 		}
+	}
+	if t, ok := streamConnectDeadline(call, a); ok && t.Before(next) {
+		next = t // the gateway's connected report, if it comes first, wakes us too
 	}
 	return max(next.Sub(now), time.Second)
 }

@@ -22,6 +22,7 @@ import (
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
 	"github.com/callfleet/callfleet/internal/controller/streamendpoint"
 	"github.com/callfleet/callfleet/internal/gateway"
+	"github.com/callfleet/callfleet/internal/sim"
 	"github.com/callfleet/callfleet/test/harness"
 )
 
@@ -126,9 +127,36 @@ func TestCallControllerThroughGateway(t *testing.T) {
 	if err := k8s.Create(ctx, ep); err != nil {
 		t.Fatal(err)
 	}
+	// Once as TeleCMI documents Piopiy (the ws_url's query dropped, the
+	// socket dropped at call end, thin stream events), once with the sim's
+	// former, kinder shapes: both must work.
+	for _, tc := range []struct {
+		name, to  string
+		shapes    sim.Shapes
+		closeCode int32
+	}{
+		{"documented", "919800000123", sim.Shapes{}, 1006},
+		{"rich", "919800000124", sim.Shapes{Rich: true, WSURLQuery: sim.WSURLQueryKept}, 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := h.Sim.SetShapes(tc.shapes); err != nil {
+				t.Fatal(err)
+			}
+			start.Store(nil)
+			frames.Store(0)
+			callThroughGateway(t, h, ns, endpoint, "renewal-"+tc.name, tc.to, tc.closeCode, start.Load, frames.Load)
+		})
+	}
+}
+
+// callThroughGateway runs one Call through the controller, the sim, the
+// gateway and the bot, and checks what each saw.
+func callThroughGateway(t *testing.T, h *harness.Harness, ns, endpoint, name, to string, closeCode int32, started func() *gateway.StartMessage, frames func() int64) {
+	ctx := context.Background()
+	k8s := h.Env.Client
 	call := &voicev1alpha1.Call{
-		ObjectMeta: metav1.ObjectMeta{Name: "renewal", Namespace: ns},
-		Spec: voicev1alpha1.CallSpec{To: "919800000123", CallParameters: voicev1alpha1.CallParameters{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: voicev1alpha1.CallSpec{To: to, CallParameters: voicev1alpha1.CallParameters{
 			StreamEndpointRef: &voicev1alpha1.LocalRef{Name: endpoint},
 			Variables:         map[string]string{"plan": "gold"},
 			Announcements:     []voicev1alpha1.Announcement{{Name: "recording-notice", URL: "https://audio.example.com/notice.wav"}},
@@ -138,17 +166,17 @@ func TestCallControllerThroughGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	eventually(t, "the bot got the call", func() bool { return start.Load() != nil })
-	if m := start.Load(); m.Call != "renewal" || m.Namespace != ns || m.Attempt != 1 || m.To != "919800000123" ||
+	eventually(t, "the bot got the call", func() bool { return started() != nil })
+	if m := started(); m.Call != name || m.Namespace != ns || m.Attempt != 1 || m.To != to ||
 		m.Variables["plan"] != "gold" || m.SampleRate != 8000 || m.ListenMode != "caller" {
 		t.Errorf("start %+v", m)
 	}
-	eventually(t, "audio at the bot", func() bool { return frames.Load() >= 25 })
+	eventually(t, "audio at the bot", func() bool { return frames() >= 25 })
 
 	// The sim's default callee hangs up after 3 s.
 	get := func() *voicev1alpha1.Call {
 		c := &voicev1alpha1.Call{}
-		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "renewal"}, c); err != nil {
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, c); err != nil {
 			t.Fatal(err)
 		}
 		return c
@@ -160,12 +188,22 @@ func TestCallControllerThroughGateway(t *testing.T) {
 		return c.Status.Phase == voicev1alpha1.CallCompleted && st != nil && st.State == voicev1alpha1.StreamPhaseDisconnected && st.Pod != ""
 	})
 	st := c.Status.Stream
-	if st.Pod != "gw-int-0" || st.CloseCode != 1000 || st.ConnectedTime == nil || st.DisconnectedTime == nil ||
+	if st.Pod != "gw-int-0" || st.CloseCode != closeCode || st.ConnectedTime == nil || st.DisconnectedTime == nil ||
 		len(st.AnnouncementsPlayed) != 1 || st.AnnouncementsPlayed[0] != "recording-notice" {
 		t.Errorf("status.stream %+v", st)
 	}
 	plays := 0
 	for _, rec := range h.Sim.Calls() {
+		if rec.To != to {
+			continue
+		}
+		// The token in the ws_url's path is what authenticated the stream
+		// when the sim dropped the query.
+		for _, s := range rec.Streams {
+			if stripped := !strings.Contains(s.DialedURL, "?"); stripped != (h.Sim.CurrentShapes().WSURLQuery != sim.WSURLQueryKept) || !strings.Contains(s.WSURL, "token=") || !strings.Contains(s.DialedURL, "/s/") {
+				t.Errorf("ws_url %q dialed as %q", s.WSURL, s.DialedURL)
+			}
+		}
 		for _, p := range rec.Plays {
 			if p.Source == "socket" && p.FileURL == "https://audio.example.com/notice.wav" {
 				plays++
