@@ -63,7 +63,10 @@ const (
 	maxLineBytes = 4 << 10
 	// monitorWriteTimeout bounds one write to a listener; a browser that
 	// cannot take a frame in this long is gone.
-	monitorWriteTimeout = 10 * time.Second
+	monitorWriteTimeout = 5 * time.Second
+	// endedGrace is how long a listener has to take the ended message once
+	// the stream is over.
+	endedGrace = 2 * time.Second
 
 	whySlow = "listener too slow"
 )
@@ -109,6 +112,10 @@ type listener struct {
 	gone chan struct{} // closed when the hub drops it (slow, or the call ended)
 	once sync.Once
 	why  string // set before gone closes
+	// abort cancels the socket's writes: at once for a slow listener (a
+	// write blocked on it ends now), after endedGrace when the call ended.
+	ctx   context.Context
+	abort context.CancelFunc
 }
 
 type monitorItem struct {
@@ -120,6 +127,11 @@ func (l *listener) drop(why string) {
 	l.once.Do(func() {
 		l.why = why
 		close(l.gone)
+		if why == whySlow {
+			l.abort()
+		} else {
+			time.AfterFunc(endedGrace, l.abort)
+		}
 	})
 }
 
@@ -182,7 +194,9 @@ func (h *monitorHub) join(hello []byte) *listener {
 	if h.closed {
 		return nil
 	}
-	l := &listener{q: make(chan monitorItem, monitorQueue+cap(h.lines)+1), gone: make(chan struct{})}
+	// Room for the backlog on top of the queue: joining is never a drop.
+	l := &listener{q: make(chan monitorItem, monitorQueue+len(h.lines)+1), gone: make(chan struct{})}
+	l.ctx, l.abort = context.WithCancel(context.Background())
 	l.q <- monitorItem{text: true, b: hello}
 	for i := range h.lines {
 		l.q <- monitorItem{text: true, b: h.lines[(h.head+i)%len(h.lines)]}
@@ -224,8 +238,9 @@ func (h *monitorHub) listeners() int { return int(h.n.Load()) }
 // the browser goes away, or the hub drops the listener.
 func (h *monitorHub) serve(c *websocket.Conn, l *listener, log logr.Logger) {
 	defer h.leave(l)
+	defer l.abort()
 	// The browser sends nothing; CloseRead answers its pings and close.
-	ctx := c.CloseRead(context.Background())
+	ctx := c.CloseRead(l.ctx)
 	write := func(it monitorItem) error {
 		typ := websocket.MessageBinary
 		if it.text {
@@ -254,6 +269,18 @@ func (h *monitorHub) serve(c *websocket.Conn, l *listener, log logr.Logger) {
 				// No close handshake with a peer that does not read.
 				_ = c.CloseNow()
 				return
+			}
+			// The stream is over: what was queued, then ended, within
+			// endedGrace (abort cuts a listener that does not take it).
+			for drained := false; !drained; {
+				select {
+				case it := <-l.q:
+					if write(it) != nil {
+						return
+					}
+				default:
+					drained = true
+				}
 			}
 			if ended != nil {
 				_ = write(monitorItem{text: true, b: ended})

@@ -2,9 +2,12 @@ package gateway
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -19,6 +22,32 @@ import (
 // MonitorPath is where monitor sockets are served:
 // GET /monitor/{namespace}/{call}?token=<monitortoken>.
 const MonitorPath = "/monitor/"
+
+// monitorSendBuffer is the kernel send buffer of a monitor socket (Linux
+// doubles it). Left to autotuning, loopback and fast links buffer megabytes
+// (a minute of audio) before a stalled listener's writes block; bounded, a
+// listener that stops reading is noticed within a few seconds and costs
+// little memory until then.
+const monitorSendBuffer = 32 << 10
+
+type connKey struct{}
+
+// ConnContext is the gateway server's http.Server.ConnContext: it keeps the
+// connection in the request context so a monitor socket can bound its send
+// buffer. Run sets it; a server of its own around Handler should too.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+func boundSendBuffer(r *http.Request) {
+	c, _ := r.Context().Value(connKey{}).(net.Conn)
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if tcp, ok := c.(*net.TCPConn); ok {
+		_ = tcp.SetWriteBuffer(monitorSendBuffer)
+	}
+}
 
 // MonitorKeyEnv holds the monitor token key when no key file is given.
 const MonitorKeyEnv = "CALLFLEET_MONITOR_TOKEN_KEY"
@@ -153,6 +182,7 @@ func (g *Gateway) serveMonitor(w http.ResponseWriter, r *http.Request) {
 		g.refuseMonitor(w, http.StatusNotFound, monRejectNoStream)
 		return
 	}
+	boundSendBuffer(r)
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		// The console's page is on another origin. The token in the URL,
 		// not an ambient cookie, authenticates, so a cross-site page gains
