@@ -74,7 +74,7 @@ func interventionFor(action string, form func(string) string, now metav1.Time) (
 // act applies an intervention with the user's own token, so the apiserver
 // authorizes it exactly as it would a kubectl patch by that user.
 func (c *Console) act(w http.ResponseWriter, r *http.Request, u User) {
-	nn, err := target(r)
+	nn, err := c.target(r)
 	if err != nil {
 		c.fail(w, r, err)
 		return

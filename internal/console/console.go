@@ -196,7 +196,8 @@ func (c *Console) Handler() http.Handler {
 	return secureHeaders(mux)
 }
 
-// secureHeaders: no inline script or framing, no referrer leaking paths.
+// secureHeaders: no inline script or framing, no referrer leaking paths,
+// bounded request bodies.
 func secureHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
@@ -205,6 +206,8 @@ func secureHeaders(h http.Handler) http.Handler {
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "no-referrer")
 		hd.Set("Cache-Control", "no-store")
+		// Forms are a token and a few short fields.
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 		h.ServeHTTP(w, r)
 	})
 }

@@ -68,7 +68,11 @@ func (c *Console) index(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	c.render(w, r, http.StatusOK, "login.html", loginData{Namespace: "default"})
+	ns := r.URL.Query().Get("ns")
+	if !validNamespace(ns) {
+		ns = "default"
+	}
+	c.render(w, r, http.StatusOK, "login.html", loginData{Namespace: ns})
 }
 
 // login checks the pasted token with a TokenReview and sets the sealed
@@ -118,10 +122,13 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 func validNamespace(ns string) bool { return ns != "" && len(validation.IsDNS1123Label(ns)) == 0 }
 
 // target reads and checks the namespace and name in the path.
-func target(r *http.Request) (types.NamespacedName, error) {
+func (c *Console) target(r *http.Request) (types.NamespacedName, error) {
 	nn := types.NamespacedName{Namespace: r.PathValue("ns"), Name: r.PathValue("name")}
 	if !validNamespace(nn.Namespace) || (r.PathValue("name") != "" && len(validation.IsDNS1123Subdomain(nn.Name)) > 0) {
 		return nn, fmt.Errorf("%w: not a namespace and name", errBadRequest)
+	}
+	if len(c.opts.Namespaces) > 0 && !slices.Contains(c.opts.Namespaces, nn.Namespace) {
+		return nn, fmt.Errorf("%w: this console does not watch namespace %s", errNotFound, nn.Namespace)
 	}
 	return nn, nil
 }
@@ -133,7 +140,7 @@ type boardData struct {
 }
 
 func (c *Console) boardPage(w http.ResponseWriter, r *http.Request, u User) {
-	nn, err := target(r)
+	nn, err := c.target(r)
 	if err == nil {
 		err = c.rev.Authorize(r.Context(), u, Access{Verb: "list", Resource: "calls", Namespace: nn.Namespace})
 	}
@@ -165,7 +172,7 @@ func (c *Console) boardPage(w http.ResponseWriter, r *http.Request, u User) {
 // events streams the namespace's Call (and, when allowed, Campaign) rows as
 // Server-Sent Events: a snapshot, then every change the watch sees.
 func (c *Console) events(w http.ResponseWriter, r *http.Request, u User) {
-	nn, err := target(r)
+	nn, err := c.target(r)
 	ctx := r.Context()
 	for _, verb := range []string{"list", "watch"} {
 		if err == nil {
@@ -262,7 +269,7 @@ type callData struct {
 }
 
 func (c *Console) callPage(w http.ResponseWriter, r *http.Request, u User) {
-	nn, err := target(r)
+	nn, err := c.target(r)
 	if err == nil {
 		err = c.rev.Authorize(r.Context(), u, Access{Verb: "get", Resource: "calls", Namespace: nn.Namespace, Name: nn.Name})
 	}
@@ -306,7 +313,7 @@ type campaignData struct {
 }
 
 func (c *Console) campaignPage(w http.ResponseWriter, r *http.Request, u User) {
-	nn, err := target(r)
+	nn, err := c.target(r)
 	if err == nil {
 		err = c.rev.Authorize(r.Context(), u, Access{Verb: "get", Resource: "campaigns", Namespace: nn.Namespace, Name: nn.Name})
 	}
@@ -339,7 +346,7 @@ func (c *Console) campaignPage(w http.ResponseWriter, r *http.Request, u User) {
 // cluster allows the user "get" on calls/monitor, and returns the URL of
 // the gateway socket to open with it.
 func (c *Console) monitorToken(w http.ResponseWriter, r *http.Request, u User) {
-	nn, err := target(r)
+	nn, err := c.target(r)
 	if err == nil && c.opts.MonitorKey == nil {
 		err = fmt.Errorf("%w: listen-in is not configured", errNotFound)
 	}

@@ -111,7 +111,38 @@
   events.addEventListener('call', (e) => upsertCall(JSON.parse(e.data)));
   events.addEventListener('campaign', (e) => upsertCampaign(JSON.parse(e.data)));
   events.onopen = () => setLive('live', 'live');
-  events.onerror = () => setLive('reconnecting', 'reconnecting…');
+  events.onerror = () => {
+    if (events.readyState === EventSource.CLOSED) setLive('closed', 'not live: sign in again');
+    else setLive('reconnecting', 'reconnecting…');
+  };
+
+  // Actions go through fetch when scripts run, so listening goes on; the
+  // forms still work without it (the server redirects back to the page).
+  document.querySelectorAll('.actions form').forEach((form) => {
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const action = form.action.split('/').pop();
+      const res = await fetch(form.action, {
+        method: 'POST', credentials: 'same-origin', body: new URLSearchParams(new FormData(form)),
+        headers: { 'X-CSRF-Token': body.dataset.csrf },
+      });
+      let note = $('#done');
+      if (!note) {
+        note = document.createElement('p');
+        note.id = 'done';
+        $('h1').after(note);
+      }
+      if (res.ok) {
+        note.className = 'done';
+        note.textContent = 'Done: ' + action + '.';
+      } else {
+        const doc = new DOMParser().parseFromString(await res.text(), 'text/html');
+        const msg = doc.querySelector('#message');
+        note.className = 'error';
+        note.textContent = action + ' refused (' + res.status + '): ' + (msg ? msg.textContent : '');
+      }
+    });
+  });
   setInterval(tick, 1000);
   tick();
 
