@@ -56,7 +56,7 @@ verify: ## Fail when generated code, manifests or formatting are stale.
 ##@ Test
 
 .PHONY: test
-test: kube-bins verify vet ## Run every test: unit, envtest on a real kube-apiserver + etcd, chart checks.
+test: kube-bins chromium verify vet ## Run every test: unit, envtest on a real kube-apiserver + etcd, chart checks, the console in headless Chromium.
 	go test $(GO_TEST_FLAGS) -timeout $(GO_TEST_TIMEOUT) -coverprofile cover.out ./...
 
 .PHONY: test-e2e
@@ -72,6 +72,10 @@ bench: kube-bins ## Run the benchmarks and print their figures.
 .PHONY: build
 build: ## Build manager, stream-gateway, piopiy-sim and the demo bot into bin/.
 	go build -o $(BIN)/ ./cmd/... ./examples/bots/...
+
+.PHONY: chromium
+chromium: ## Install Debian's chromium for the console's browser test (quick when present).
+	hack/install-chromium.sh
 
 .PHONY: kube-bins
 kube-bins: ## Build kube-apiserver, etcd, kubectl and helm (cached by version).

@@ -27,8 +27,9 @@ func main() {
 
 func run() error {
 	var (
-		o       gateway.RunOptions
-		keyFile string
+		o          gateway.RunOptions
+		keyFile    string
+		monKeyFile string
 	)
 	fs := flag.CommandLine // ctrl.GetConfig registered --kubeconfig here
 	fs.StringVar(&o.Listen, "listen", ":8443", "address Piopiy dials (WebSocket on every path but /healthz and /readyz)")
@@ -37,6 +38,7 @@ func run() error {
 	fs.StringVar(&o.PublicURL, "public-url", "", "ws(s) URL Piopiy reaches this gateway at; Calls whose spec.stream.url is under it are served too")
 	fs.StringVar(&o.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "namespace whose Calls are served (default $POD_NAMESPACE)")
 	fs.StringVar(&keyFile, "token-key-file", "", "file with the stream token key (default: $"+gateway.TokenKeyEnv+")")
+	fs.StringVar(&monKeyFile, "monitor-key-file", "", "file with the console's monitor token key, which opens listen-in sockets (default: $"+gateway.MonitorKeyEnv+"; neither: monitoring off)")
 	fs.StringVar(&o.PodName, "pod-name", podName(), "reported in status.stream.pod (default $POD_NAME, else the hostname)")
 	fs.StringVar(&o.DefaultFrom, "default-from", os.Getenv("CALLFLEET_DEFAULT_FROM"), "caller id for handoff bridges of Calls without spec.from (default $CALLFLEET_DEFAULT_FROM)")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":9090", "Prometheus metrics address (\"0\" disables)")
@@ -61,6 +63,9 @@ func run() error {
 	}
 	var err error
 	if o.TokenKey, err = gateway.LoadTokenKey(keyFile); err != nil {
+		return err
+	}
+	if o.MonitorKey, err = gateway.LoadMonitorKey(monKeyFile); err != nil {
 		return err
 	}
 	cfg, err := ctrl.GetConfig()

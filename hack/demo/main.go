@@ -44,6 +44,7 @@ type config struct {
 
 	apiserverAddr, simAddr, webhookAddr, metricsAddr, probeAddr string
 	gatewayAddr, gatewayMetricsAddr, botAddr                    string
+	consoleAddr                                                 string
 
 	build             bool
 	smoke             bool
@@ -97,6 +98,7 @@ func registerFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.gatewayAddr, "gateway-addr", "", "stream gateway address (default: host:port of the sample StreamEndpoint's publicURL, 127.0.0.1:8443)")
 	fs.StringVar(&c.gatewayMetricsAddr, "gateway-metrics-addr", "127.0.0.1:9090", "stream gateway's /metrics (0: off)")
 	fs.StringVar(&c.botAddr, "bot-addr", "127.0.0.1:8080", "echo bot address (the gateway's --bot-url)")
+	fs.StringVar(&c.consoleAddr, "console-addr", "127.0.0.1:8090", "supervisor console address")
 	fs.BoolVar(&c.smoke, "smoke", false, "exit 0 once the sample Call completed and was handed off to an agent; non-zero with a diagnostic dump at --timeout")
 	fs.DurationVar(&c.timeout, "timeout", 4*time.Minute, "with --smoke: deadline of the whole run")
 	fs.IntVar(&c.handoffAfterTurns, "handoff-after-turns", 3, "the echo bot asks for a human after this many turns (0: never)")
@@ -232,14 +234,14 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 
 	if c.build {
 		fmt.Fprintf(out, "Building manager, stream-gateway, piopiy-sim and the echo bot into %s ...\n", c.binDir)
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", c.binDir+string(filepath.Separator), "./cmd/manager", "./cmd/stream-gateway", "./cmd/piopiy-sim", "./examples/bots/echo")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", c.binDir+string(filepath.Separator), "./cmd/manager", "./cmd/stream-gateway", "./cmd/piopiy-sim", "./cmd/console", "./examples/bots/echo")
 		cmd.Dir = c.root
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("go build: %v\n%s", err, b)
 		}
 	}
 	bins := map[string]string{}
-	for _, b := range []string{"manager", "stream-gateway", "piopiy-sim", "echo"} {
+	for _, b := range []string{"manager", "stream-gateway", "piopiy-sim", "console", "echo"} {
 		bins[b] = filepath.Join(c.binDir, b)
 		if _, err := os.Stat(bins[b]); err != nil {
 			return fmt.Errorf("%s not found: run `make build`, or this with --build", bins[b])
@@ -262,6 +264,7 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 		{"stream gateway", "--gateway-addr", c.gatewayAddr},
 		{"stream gateway metrics", "--gateway-metrics-addr", c.gatewayMetricsAddr},
 		{"echo bot", "--bot-addr", c.botAddr},
+		{"console", "--console-addr", c.consoleAddr},
 	}); err != nil {
 		return err
 	}
@@ -279,7 +282,7 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 			return err
 		}
 	}
-	webhookToken, streamKey := randomHex(16), randomHex(32)
+	webhookToken, streamKey, monitorKey := randomHex(16), randomHex(32), randomHex(32)
 
 	// 1. Control plane.
 	fmt.Fprintln(out, "Starting kube-apiserver and etcd (envtest, CRDs from config/crd/bases) ...")
@@ -343,7 +346,7 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 	if err := waitReady(ctx, bot, time.Minute, "echo bot", tcpOpen(c.botAddr)); err != nil {
 		return err
 	}
-	gw, err := startProc(logDir, "stream-gateway", bins["stream-gateway"], []string{"CALLFLEET_STREAM_TOKEN_KEY=" + streamKey},
+	gw, err := startProc(logDir, "stream-gateway", bins["stream-gateway"], []string{"CALLFLEET_STREAM_TOKEN_KEY=" + streamKey, "CALLFLEET_MONITOR_TOKEN_KEY=" + monitorKey},
 		"--kubeconfig="+kubeconfig, "--listen="+c.gatewayAddr, "--bot-url=ws://"+c.botAddr+"/",
 		"--endpoint="+smp.endpoint.Name, "--namespace="+c.namespace, "--public-url=ws://"+c.gatewayAddr+"/",
 		"--pod-name=demo-gateway", "--default-from="+smp.from,
@@ -357,6 +360,11 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 	}
 	fmt.Fprintf(out, "  echo bot ws://%s/ behind the stream gateway ws://%s/ (endpoint %s)\n", c.botAddr, c.gatewayAddr, smp.endpoint.Name)
 
+	con, err := startConsole(ctx, c, &st, logDir, bins["console"], kubeconfig, kubectl, monitorKey)
+	if err != nil {
+		return err
+	}
+
 	// 5. The samples.
 	applyArgs := []string{"--kubeconfig", kubeconfig, "apply", "-k", applyDir, "-n", c.namespace}
 	fmt.Fprintf(out, "Applying the samples: kubectl apply -k %s -n %s\n", rel(c.root, applyDir), c.namespace)
@@ -367,6 +375,7 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 	}
 
 	printHowTo(out, c, kubeconfig, smp)
+	con.print(out)
 	p.raw("\n" + callHeader())
 
 	w := newWatcher(k8s, c.namespace, p)

@@ -32,9 +32,11 @@ type Event struct {
 
 // BotMessage is a JSON frame from the bot.
 type BotMessage struct {
-	Type   string `json:"type"`             // clear, handoff, hangup, mark
-	Reason string `json:"reason,omitempty"` // handoff
-	Name   string `json:"name,omitempty"`   // mark (echoed back verbatim anyway)
+	Type    string `json:"type"`              // clear, handoff, hangup, mark, assist, transcript
+	Reason  string `json:"reason,omitempty"`  // handoff
+	Name    string `json:"name,omitempty"`    // mark (echoed back verbatim anyway)
+	Text    string `json:"text,omitempty"`    // assist, transcript
+	Speaker string `json:"speaker,omitempty"` // transcript: customer, agent, bot
 }
 
 // Message types of the bot protocol.
@@ -47,6 +49,9 @@ const (
 	MsgClear   = "clear"
 	MsgHangup  = "hangup"
 	MsgMark    = "mark"
+	// Lines for the supervisor console, never stored in etcd.
+	MsgAssist     = "assist"
+	MsgTranscript = "transcript"
 )
 
 func encodeEvent(e Event) []byte {

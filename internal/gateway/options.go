@@ -45,6 +45,12 @@ type Options struct {
 	BotURL string
 	// TokenKey verifies ws_url tokens (streamtoken.Sign's key).
 	TokenKey []byte
+	// MonitorKey verifies the console's monitor tokens (monitortoken.Sign's
+	// key), which must differ from TokenKey. Nil: no monitor sockets.
+	MonitorKey []byte
+	// MonitorLines is how many assist and transcript lines each call keeps
+	// for monitor listeners that join late (default DefaultMonitorLines).
+	MonitorLines int
 	// PodName is reported in status.stream.pod.
 	PodName string
 	// DefaultFrom is the caller id for the handoff bridge when the Call has
@@ -79,6 +85,9 @@ func (o *Options) defaults() error {
 	}
 	if len(o.TokenKey) < streamtoken.MinKeyLen {
 		return fmt.Errorf("gateway: stream token key is %d bytes, want at least %d", len(o.TokenKey), streamtoken.MinKeyLen)
+	}
+	if err := checkMonitorKey(o); err != nil {
+		return err
 	}
 	if o.BotURL == "" {
 		o.BotURL = DefaultBotURL

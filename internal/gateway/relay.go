@@ -40,6 +40,7 @@ func (s *session) readPlatform() endCause {
 		}
 		f.at = time.Now()
 		m.fromPlatform.Inc()
+		s.mon.audio(MonitorSourceCall, f.data) // before the queue owns f
 		s.toBot.pushAudio(f)
 	}
 }
@@ -106,6 +107,7 @@ func (s *session) readBot(ctx context.Context) endCause {
 		if len(audio) == 0 || s.stopSent.Load() {
 			continue
 		}
+		s.mon.audio(MonitorSourceBot, audio)
 		out, err = piopiy.AppendStreamAudioFrame(out[:0], piopiy.AudioRaw, s.rate, audio)
 		if err != nil {
 			s.log.Error(err, "encoding bot audio")

@@ -96,6 +96,7 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	}
 	srv := &http.Server{
 		Handler:           g.Handler(),
+		ConnContext:       ConnContext,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          nil,
 	}

@@ -26,6 +26,7 @@ type Gateway struct {
 	client    client.Client // reads from the cache; writes status
 	apiReader client.Reader // reads the apiserver: checks before shared writes
 	metrics   *metrics
+	mon       *monitorMetrics
 	log       logr.Logger
 	reg       *registry
 	botHTTP   *http.Client
@@ -50,11 +51,16 @@ func New(c client.Client, apiReader client.Reader, opts Options) (*Gateway, erro
 	if err != nil {
 		return nil, err
 	}
+	mm, err := newMonitorMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	return &Gateway{
 		opts:      opts,
 		client:    c,
 		apiReader: apiReader,
 		metrics:   m,
+		mon:       mm,
 		log:       opts.Logger,
 		reg:       newRegistry(),
 		// The bot is on localhost: never through a proxy from the environment.
@@ -86,6 +92,7 @@ func (g *Gateway) Handler() http.Handler {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	mux.HandleFunc("GET "+MonitorPath+"{namespace}/{call}", g.serveMonitor)
 	mux.HandleFunc("/", g.serveStream)
 	return mux
 }

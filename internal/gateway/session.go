@@ -42,6 +42,7 @@ type session struct {
 	platform *websocket.Conn
 	bot      *websocket.Conn
 	toBot    *botQueue
+	mon      *monitorHub // listen-in and the assist feed
 
 	done    chan struct{} // closed by finish
 	endOnce sync.Once
@@ -67,6 +68,7 @@ func newSession(g *Gateway, key sessionKey, call *voicev1alpha1.Call, platform, 
 		platform: platform,
 		bot:      bot,
 		done:     make(chan struct{}),
+		mon:      g.newMonitor(call),
 	}
 	// A 20 ms frame at the call's rate; larger frames grow their buffer once.
 	s.toBot = newBotQueue(g.opts.MaxBufferedFrames, rate/50*2, g.metrics.droppedToBot.Inc)
@@ -149,6 +151,7 @@ func (s *session) run(ctx context.Context, call *voicev1alpha1.Call) {
 	<-s.done
 	c := s.cause
 	s.log.Info("stream ending", "endedBy", c.by, "code", int(c.code), "reason", c.reason)
+	s.mon.close(c.reason)
 	s.teardown(c, &wg, writerDone)
 
 	m.streams.WithLabelValues(c.by).Inc()

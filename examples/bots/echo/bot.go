@@ -47,11 +47,13 @@ type start struct {
 }
 
 type message struct {
-	Type   string `json:"type"`
-	Name   string `json:"name,omitempty"`
-	Reason string `json:"reason,omitempty"`
-	Phase  string `json:"phase,omitempty"`
-	Agent  string `json:"agent,omitempty"`
+	Type    string `json:"type"`
+	Name    string `json:"name,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	Phase   string `json:"phase,omitempty"`
+	Agent   string `json:"agent,omitempty"`
+	Text    string `json:"text,omitempty"`    // assist, transcript
+	Speaker string `json:"speaker,omitempty"` // transcript: customer, agent, bot
 }
 
 type bot struct{ cfg Config }
@@ -80,6 +82,10 @@ func (b *bot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log.Info("start", "from", st.From, "to", st.To, "sampleRate", st.SampleRate, "listenMode", st.ListenMode, "variables", st.Variables)
 	s := &session{cfg: b.cfg, log: log, c: c, rate: st.SampleRate, play: newPlayer(ctx, c, st.SampleRate, log)}
 	s.play.enqueue(greeting(st.SampleRate), "greeting")
+	// The echo bot has no speech recognition: its transcript lines say what
+	// it heard and did, so the console's feed shows the protocol at work.
+	s.send(ctx, message{Type: "transcript", Speaker: "bot", Text: "[greeting tones]"})
+	s.send(ctx, message{Type: "assist", Text: fmt.Sprintf("New call to %s: the bot greets, then echoes each turn.", st.To)})
 	err = s.listen(ctx)
 	if websocket.CloseStatus(err) == -1 && ctx.Err() == nil {
 		log.Warn("socket lost", "err", err)
@@ -148,11 +154,19 @@ func (s *session) endTurn(ctx context.Context) {
 	s.turns++
 	name := fmt.Sprintf("turn-%d", s.turns)
 	s.log.Info("caller turn", "turn", s.turns, "ms", len(s.turn)/2*1000/s.rate)
+	ms := len(s.turn) / 2 * 1000 / s.rate
 	s.play.enqueue(s.turn, name)
 	s.turn, s.silentMs = nil, 0
-	if n := s.cfg.HandoffAfterTurns; n > 0 && s.turns >= n && !s.handoff {
+	s.send(ctx, message{Type: "transcript", Speaker: "customer", Text: fmt.Sprintf("[%d ms of speech]", ms)})
+	s.send(ctx, message{Type: "transcript", Speaker: "bot", Text: fmt.Sprintf("[echoes turn %d]", s.turns)})
+	n := s.cfg.HandoffAfterTurns
+	if n > 0 && s.turns == n-1 {
+		s.send(ctx, message{Type: "assist", Text: "The customer will be handed to an agent after the next turn."})
+	}
+	if n > 0 && s.turns >= n && !s.handoff {
 		s.handoff = true
 		s.log.Info("asking for a human", "turns", s.turns)
+		s.send(ctx, message{Type: "assist", Text: fmt.Sprintf("Handing off after %d turns: greet the customer by name.", s.turns)})
 		s.send(ctx, message{Type: "handoff", Reason: "caller asked for a human"})
 	}
 }
@@ -171,6 +185,9 @@ func (s *session) onEvent(ctx context.Context, data []byte) bool {
 		s.log.Info(m.Type)
 	case "handoff":
 		s.log.Info("handoff", "phase", m.Phase, "agent", m.Agent, "reason", m.Reason)
+		if m.Phase == "Bridged" {
+			s.send(ctx, message{Type: "assist", Text: fmt.Sprintf("Agent %s is on the call; the bot keeps listening.", m.Agent)})
+		}
 	case "stop":
 		s.log.Info("stop", "reason", m.Reason)
 		return true

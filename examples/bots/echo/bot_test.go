@@ -58,6 +58,7 @@ func TestEchoBot(t *testing.T) {
 
 			var audio int
 			var marks []string
+			lines := map[string]int{}
 			handoff := false
 			for len(marks) < 2 || (tc.wantHandoff && !handoff) {
 				typ, data, err := c.Read(ctx)
@@ -76,6 +77,10 @@ func TestEchoBot(t *testing.T) {
 					t.Fatal(err)
 				}
 				switch m.Type {
+				case "assist":
+					lines["assist"]++
+				case "transcript":
+					lines[m.Speaker]++
 				case "mark":
 					marks = append(marks, m.Name)
 				case "handoff":
@@ -91,6 +96,11 @@ func TestEchoBot(t *testing.T) {
 			wantBytes := len(greeting(tc.rate)) + len(speech)
 			if audio != wantBytes {
 				t.Errorf("bot sent %d bytes of audio, want greeting + echo = %d", audio, wantBytes)
+			}
+			// The greeting's transcript and assist, then the turn's
+			// customer and bot lines (sent before the echo's mark).
+			if lines["assist"] < 1 || lines["bot"] < 2 || lines["customer"] != 1 {
+				t.Errorf("assist/transcript lines %v, want assist, two bot lines and one customer line", lines)
 			}
 			if handoff != tc.wantHandoff {
 				t.Errorf("handoff %v, want %v", handoff, tc.wantHandoff)

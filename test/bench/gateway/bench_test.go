@@ -16,6 +16,8 @@ var (
 	flagStreams  = flag.String("gwbench.streams", "1,10,50,100", "stream counts of BenchmarkGateway")
 	flagMax      = flag.Int("gwbench.max", 1600, "the most streams BenchmarkGatewayCapacity tries")
 	flagBudget   = flag.Duration("gwbench.p99", 5*time.Millisecond, "p99 added latency a core must stay under (capacity)")
+	// BenchmarkGatewayMonitor's stream counts.
+	flagMonitorStreams = flag.String("gwbench.monitor-streams", "10,50", "stream counts of BenchmarkGatewayMonitor")
 )
 
 // BenchmarkGateway runs N concurrent 8 kHz streams straight to the bot and

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -70,13 +71,15 @@ func TestGatewayChild(t *testing.T) {
 			return nil
 		},
 	})
+	reg := prometheus.NewRegistry()
 	g, err := gateway.New(c, c, gateway.Options{
 		Namespace:  benchNS,
 		Endpoint:   "bench",
 		BotURL:     os.Getenv(childBotURL),
 		TokenKey:   key,
+		MonitorKey: benchMonitorKey,
 		PodName:    "bench",
-		Registerer: prometheus.NewRegistry(),
+		Registerer: reg,
 		Logger:     logr.Discard(),
 	})
 	if err != nil {
@@ -108,7 +111,7 @@ func TestGatewayChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: g.Handler(), ConnContext: gateway.ConnContext, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	fmt.Printf("ADDR %s\n", ln.Addr())
 
@@ -119,6 +122,8 @@ func TestGatewayChild(t *testing.T) {
 			fmt.Printf("RUSAGE %d\n", cpuNanos())
 		case "active":
 			fmt.Printf("ACTIVE %d\n", g.ActiveStreams())
+		case "dropped", "listeners":
+			fmt.Printf("%s %d\n", strings.ToUpper(in.Text()), monitorMetric(reg, in.Text()))
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

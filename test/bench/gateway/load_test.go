@@ -251,7 +251,7 @@ func (b *bench) run(tb testing.TB, mode string, n int, d time.Duration) trial {
 	b.botPacer.Store(bp)
 	pp := &pacer{}
 
-	gw := mode == "gateway"
+	gw := mode != "direct"
 	peers := make([]*peer, n)
 	var failures atomic.Int64
 	var wg sync.WaitGroup
@@ -284,6 +284,9 @@ func (b *bench) run(tb testing.TB, mode string, n int, d time.Duration) trial {
 	want := int64(n) - failures.Load()
 	for end := time.Now().Add(20 * time.Second); b.botConns.Load() < want && time.Now().Before(end); {
 		time.Sleep(10 * time.Millisecond)
+	}
+	if gw {
+		defer b.listen(tb, mode, n)() // monitor listeners, if the mode has them
 	}
 	pp.run(ctx)
 	bp.run(ctx)

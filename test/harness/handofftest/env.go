@@ -53,6 +53,9 @@ type Options struct {
 	HandoffWorkers int
 	// Logger for the gateway and the controllers; the zero value is silent.
 	Logger logr.Logger
+	// Gateway, when set, adjusts the gateway's options (another bot, a
+	// monitor key) before it starts.
+	Gateway func(*gateway.RunOptions)
 }
 
 // Env is a running control plane, sim, manager, gateway and bot.
@@ -160,25 +163,27 @@ func (e *Env) startGateway() error {
 	if logger.GetSink() == nil {
 		logger = logr.Discard()
 	}
-	go func() {
-		done <- gateway.Run(ctx, e.H.Env.Config, gateway.RunOptions{
-			Options: gateway.Options{
-				Namespace:    e.Namespace,
-				Endpoint:     Endpoint,
-				BotURL:       e.Bot.URL,
-				TokenKey:     e.H.TokenKey,
-				PodName:      "gateway-0",
-				DefaultFrom:  harness.CallerID,
-				PingInterval: 5 * time.Second,
-				Registerer:   e.GatewayMetrics,
-				Logger:       logger.WithName("gateway"),
-			},
-			Listener:           ln,
-			MetricsBindAddress: "0",
-			ShutdownTimeout:    5 * time.Second,
-			Started:            func(net.Addr) { close(started) },
-		})
-	}()
+	ro := gateway.RunOptions{
+		Options: gateway.Options{
+			Namespace:    e.Namespace,
+			Endpoint:     Endpoint,
+			BotURL:       e.Bot.URL,
+			TokenKey:     e.H.TokenKey,
+			PodName:      "gateway-0",
+			DefaultFrom:  harness.CallerID,
+			PingInterval: 5 * time.Second,
+			Registerer:   e.GatewayMetrics,
+			Logger:       logger.WithName("gateway"),
+		},
+		Listener:           ln,
+		MetricsBindAddress: "0",
+		ShutdownTimeout:    5 * time.Second,
+		Started:            func(net.Addr) { close(started) },
+	}
+	if e.opts.Gateway != nil {
+		e.opts.Gateway(&ro)
+	}
+	go func() { done <- gateway.Run(ctx, e.H.Env.Config, ro) }()
 	e.closers = append(e.closers, func() {
 		cancel()
 		select {

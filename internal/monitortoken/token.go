@@ -1,0 +1,110 @@
+// Package monitortoken signs and verifies the short-lived tokens that open a
+// stream gateway's monitor socket (listen-in and the assist feed) for one
+// user and one Call. The console signs a token only after the cluster has
+// authorized that user to read that Call; the gateway holds no Kubernetes
+// identity of the user, so the token is its whole authorization.
+//
+// The key is shared by the console and the gateways and is separate from the
+// stream token key: a leaked monitor key lets someone listen, never stream
+// into a call, and the other way round. A token is
+// base64url(payload) "." base64url(HMAC-SHA256(key, payload)) with payload
+// "m1|namespace|call|user|expiry-unix"; the "m1" version keeps a stream token
+// signed with the same key (a misconfiguration) from ever verifying here.
+package monitortoken
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ParamToken is the query parameter of the monitor socket's URL.
+const ParamToken = "token"
+
+// DefaultTTL is how long a token opens a socket for. It only has to outlive
+// the page's connect; an open socket stays open until the call ends.
+const DefaultTTL = time.Minute
+
+// MinKeyLen is the shortest key accepted: 256 bits, as for HMAC-SHA256.
+const MinKeyLen = 32
+
+// Claims say who may monitor which Call until when.
+type Claims struct {
+	Namespace string
+	Call      string
+	// User is the Kubernetes user name the console authenticated; it is
+	// logged by the gateway so a listener can be traced to a person.
+	User    string
+	Expires time.Time
+}
+
+var (
+	// ErrMalformed is a token that is not a monitor token.
+	ErrMalformed = errors.New("malformed monitor token")
+	// ErrBadSignature is a token signed with another key or altered.
+	ErrBadSignature = errors.New("monitor token signature does not match")
+	// ErrExpired is a token past its expiry.
+	ErrExpired = errors.New("monitor token expired")
+)
+
+const version = "m1"
+
+var enc = base64.RawURLEncoding
+
+// Sign returns the token for c.
+func Sign(key []byte, c Claims) (string, error) {
+	if len(key) < MinKeyLen {
+		return "", fmt.Errorf("monitor token key is %d bytes, want at least %d", len(key), MinKeyLen)
+	}
+	for _, f := range []string{c.Namespace, c.Call, c.User} {
+		if f == "" || strings.Contains(f, "|") {
+			return "", fmt.Errorf("%w: namespace, call and user must be set and cannot contain '|'", ErrMalformed)
+		}
+	}
+	payload := strings.Join([]string{version, c.Namespace, c.Call, c.User, strconv.FormatInt(c.Expires.Unix(), 10)}, "|")
+	return enc.EncodeToString([]byte(payload)) + "." + enc.EncodeToString(mac(key, []byte(payload))), nil
+}
+
+// Verify checks the token's signature and expiry at now and returns its
+// claims.
+func Verify(key []byte, token string, now time.Time) (Claims, error) {
+	p, s, ok := strings.Cut(token, ".")
+	if !ok {
+		return Claims{}, ErrMalformed
+	}
+	payload, err := enc.DecodeString(p)
+	if err != nil {
+		return Claims{}, ErrMalformed
+	}
+	sig, err := enc.DecodeString(s)
+	if err != nil {
+		return Claims{}, ErrMalformed
+	}
+	if len(key) < MinKeyLen || !hmac.Equal(sig, mac(key, payload)) {
+		return Claims{}, ErrBadSignature
+	}
+	parts := strings.Split(string(payload), "|")
+	if len(parts) != 5 || parts[0] != version {
+		return Claims{}, ErrMalformed
+	}
+	exp, err := strconv.ParseInt(parts[4], 10, 64)
+	if err != nil {
+		return Claims{}, ErrMalformed
+	}
+	c := Claims{Namespace: parts[1], Call: parts[2], User: parts[3], Expires: time.Unix(exp, 0)}
+	if !now.Before(c.Expires) {
+		return c, ErrExpired
+	}
+	return c, nil
+}
+
+func mac(key, payload []byte) []byte {
+	h := hmac.New(sha256.New, key)
+	h.Write(payload)
+	return h.Sum(nil)
+}
