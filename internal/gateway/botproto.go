@@ -32,9 +32,14 @@ type Event struct {
 
 // BotMessage is a JSON frame from the bot.
 type BotMessage struct {
-	Type   string `json:"type"`             // clear, handoff, hangup, mark
+	Type   string `json:"type"`             // clear, handoff, hangup, mark, result, voicemail
 	Reason string `json:"reason,omitempty"` // handoff
 	Name   string `json:"name,omitempty"`   // mark (echoed back verbatim anyway)
+
+	// result (bounded by boundResult before it is stored)
+	Disposition string            `json:"disposition,omitempty"`
+	Summary     string            `json:"summary,omitempty"`
+	Data        map[string]string `json:"data,omitempty"`
 }
 
 // Message types of the bot protocol.
@@ -47,6 +52,10 @@ const (
 	MsgClear   = "clear"
 	MsgHangup  = "hangup"
 	MsgMark    = "mark"
+	// MsgResult reports the call's disposition, summary and data.
+	MsgResult = "result"
+	// MsgVoicemail reports that a voicemail box answered.
+	MsgVoicemail = "voicemail"
 )
 
 func encodeEvent(e Event) []byte {

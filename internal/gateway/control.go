@@ -303,7 +303,7 @@ func (s *session) onBotMessage(ctx context.Context, raw []byte) {
 		return
 	}
 	switch msg.Type {
-	case MsgClear, MsgMark, MsgHangup, MsgHandoff:
+	case MsgClear, MsgMark, MsgHangup, MsgHandoff, MsgResult, MsgVoicemail:
 		s.g.metrics.botEvents.WithLabelValues(msg.Type).Inc()
 	default:
 		s.g.metrics.botEvents.WithLabelValues("unknown").Inc()
@@ -337,6 +337,10 @@ func (s *session) onBotMessage(ctx context.Context, raw []byte) {
 		go s.syncStatusRetrying(ctx)
 	case MsgHandoff:
 		go s.requestHandoff(ctx, msg.Reason)
+	case MsgResult:
+		s.reportResult(ctx, msg)
+	case MsgVoicemail:
+		go s.onVoicemail(ctx)
 	}
 }
 

@@ -100,12 +100,16 @@ func (c *call) emitCDR(leg, cmiuuid, from, to string, start, answered, end time.
 	}
 	bal := c.s.balance[c.appID]
 	c.s.mu.Unlock()
-	c.emit("cdr", leg, cmiuuid, map[string]any{
+	cdr := map[string]any{
 		"type": "cdr", "status": status, "from": from, "to": to,
 		"duration": dur, "time": start.UnixMilli(),
 		"start_time": start.Unix(), "answer_time": answerTime, "end_time": end.Unix(),
 		"call_rate": strconv.FormatFloat(callRate, 'f', 2, 64), "balance": strconv.FormatFloat(bal, 'f', 2, 64),
-	})
+	}
+	if leg == "a" && status == "answered" {
+		addRecording(c, cdr)
+	}
+	c.emit("cdr", leg, cmiuuid, cdr)
 }
 
 func (c *call) cdrFor(cmiuuid string) json.RawMessage {

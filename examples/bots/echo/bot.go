@@ -19,7 +19,14 @@ type Config struct {
 	MaxTurn           time.Duration // caller audio kept per turn
 	BargeIn           bool
 	Threshold         float64 // RMS above which a frame is speech
-	Log               *slog.Logger
+	// BeepHz is the answering-machine beep listened for (0: never); a tone
+	// there for BeepMin makes the bot report voicemail.
+	BeepHz  float64
+	BeepMin time.Duration
+	// Disposition is reported as the call's result after the first turn,
+	// unless the Call's variables set `disposition`.
+	Disposition string
+	Log         *slog.Logger
 }
 
 func defaultConfig() Config {
@@ -28,6 +35,9 @@ func defaultConfig() Config {
 		Silence:           400 * time.Millisecond,
 		MaxTurn:           time.Second,
 		Threshold:         500,
+		BeepHz:            1000,
+		BeepMin:           200 * time.Millisecond,
+		Disposition:       "Echoed",
 		Log:               slog.Default(),
 	}
 }
@@ -52,6 +62,10 @@ type message struct {
 	Reason string `json:"reason,omitempty"`
 	Phase  string `json:"phase,omitempty"`
 	Agent  string `json:"agent,omitempty"`
+	// result
+	Disposition string            `json:"disposition,omitempty"`
+	Summary     string            `json:"summary,omitempty"`
+	Data        map[string]string `json:"data,omitempty"`
 }
 
 type bot struct{ cfg Config }
@@ -78,7 +92,12 @@ func (b *bot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	log := b.cfg.Log.With("call", st.Namespace+"/"+st.Call, "attempt", st.Attempt)
 	log.Info("start", "from", st.From, "to", st.To, "sampleRate", st.SampleRate, "listenMode", st.ListenMode, "variables", st.Variables)
-	s := &session{cfg: b.cfg, log: log, c: c, rate: st.SampleRate, play: newPlayer(ctx, c, st.SampleRate, log)}
+	s := &session{cfg: b.cfg, log: log, c: c, rate: st.SampleRate, play: newPlayer(ctx, c, st.SampleRate, log),
+		disposition: b.cfg.Disposition,
+		beep:        beepDetector{rate: st.SampleRate, hz: b.cfg.BeepHz, minMs: int(b.cfg.BeepMin.Milliseconds()), floor: b.cfg.Threshold}}
+	if d := st.Variables["disposition"]; d != "" {
+		s.disposition = d
+	}
 	s.play.enqueue(greeting(st.SampleRate), "greeting")
 	err = s.listen(ctx)
 	if websocket.CloseStatus(err) == -1 && ctx.Err() == nil {
@@ -99,6 +118,10 @@ type session struct {
 	silentMs int    // silence since the caller last spoke
 	turns    int
 	handoff  bool
+
+	disposition string
+	beep        beepDetector
+	voicemail   bool
 }
 
 func (s *session) listen(ctx context.Context) error {
@@ -124,6 +147,16 @@ func (s *session) listen(ctx context.Context) error {
 // onAudio is a simple energy VAD: speech accumulates a turn; a pause (or a
 // full buffer) ends it and the bot says it back.
 func (s *session) onAudio(ctx context.Context, pcm []byte, frameMs int) {
+	if s.voicemail {
+		return // the gateway deals with the box now
+	}
+	if s.beep.feed(pcm, frameMs) {
+		s.voicemail = true
+		s.play.clear()
+		s.log.Info("voicemail beep heard")
+		s.send(ctx, message{Type: "voicemail"})
+		return
+	}
 	speech := rms(pcm) > s.cfg.Threshold
 	if speech && s.cfg.BargeIn && s.play.busy() {
 		s.log.Info("barge-in: caller talks over the bot")
@@ -150,6 +183,10 @@ func (s *session) endTurn(ctx context.Context) {
 	s.log.Info("caller turn", "turn", s.turns, "ms", len(s.turn)/2*1000/s.rate)
 	s.play.enqueue(s.turn, name)
 	s.turn, s.silentMs = nil, 0
+	if s.turns == 1 && s.disposition != "" {
+		s.send(ctx, message{Type: "result", Disposition: s.disposition,
+			Summary: "the caller spoke and the bot echoed it", Data: map[string]string{"turns": "1"}})
+	}
 	if n := s.cfg.HandoffAfterTurns; n > 0 && s.turns >= n && !s.handoff {
 		s.handoff = true
 		s.log.Info("asking for a human", "turns", s.turns)
