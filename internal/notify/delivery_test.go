@@ -218,6 +218,21 @@ func TestSinkDownAndManagerRestartLoseNothing(t *testing.T) {
 	}
 
 	s.down.Store(false)
+	defer func() {
+		if t.Failed() {
+			s.mu.Lock()
+			for typ, ids := range s.byType {
+				t.Logf("sink got %s: %d ids", typ, len(ids))
+			}
+			s.mu.Unlock()
+			t.Logf("ledger: %s", get().Annotations[notify.AnnotationLedger])
+			var calls voicev1alpha1.CallList
+			_ = k8s.List(ctx, &calls, client.InNamespace(ns))
+			for _, cl := range calls.Items {
+				t.Logf("call %s phase %s finalizers %v annotations %v deleting %v", cl.Name, cl.Status.Phase, cl.Finalizers, cl.Annotations, cl.DeletionTimestamp != nil)
+			}
+		}
+	}()
 	waitFor(t, "every event at the sink", func() bool {
 		return s.count(notify.TypeCampaignStarted) == 1 && s.count(notify.TypeCampaignSuspended) == 1 &&
 			s.count(notify.TypeCampaignResumed) == 1 && s.count(notify.TypeCampaignCompleted) == 1 &&

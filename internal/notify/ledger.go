@@ -3,6 +3,7 @@ package notify
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,6 +38,10 @@ type ledgerEntry struct {
 	Time  metav1.Time  `json:"time"`
 	State string       `json:"state"`
 	Data  CampaignData `json:"data"`
+	// Generation is the observedGeneration of the condition the entry came
+	// from: a resume is a Suspended=False written at a later generation
+	// than the suspension (times have only second resolution).
+	Generation int64 `json:"generation,omitempty"`
 }
 
 type ledger []ledgerEntry
@@ -74,13 +79,14 @@ func (l ledger) lastOf(typ string) *ledgerEntry {
 // restart, or from a stale cache, finds the same ids.
 func (l *ledger) derive(c *voicev1alpha1.Campaign) bool {
 	before := len(*l)
+	var gen int64
 	add := func(typ, suffix string, at metav1.Time, reason, msg string) {
 		id := fmt.Sprintf("%s.%s", c.UID, suffix)
 		if l.has(id) {
 			return
 		}
 		st := c.Status
-		*l = append(*l, ledgerEntry{ID: id, Type: typ, Time: at, State: statePending, Data: CampaignData{
+		*l = append(*l, ledgerEntry{ID: id, Type: typ, Time: at, State: statePending, Generation: gen, Data: CampaignData{
 			Campaign: c.Name, Namespace: c.Namespace, Total: st.Total, Active: st.Active,
 			Succeeded: st.Succeeded, Failed: st.Failed, Skipped: st.Skipped, Reason: reason, Message: msg,
 		}})
@@ -91,15 +97,20 @@ func (l *ledger) derive(c *voicev1alpha1.Campaign) bool {
 	}
 	if s := meta.FindStatusCondition(st.Conditions, campaignSuspended); s != nil {
 		t := s.LastTransitionTime
+		gen = s.ObservedGeneration
 		switch {
 		case s.Status == metav1.ConditionTrue:
 			add(TypeCampaignSuspended, fmt.Sprintf("suspended.%d", t.Unix()), t, s.Reason, s.Message)
 		case s.Status == metav1.ConditionFalse:
-			// Resumed only after a suspension this ledger saw.
-			if last := l.lastOf(TypeCampaignSuspended); last != nil && last.Time.Before(&t) {
-				add(TypeCampaignResumed, fmt.Sprintf("resumed.%d", t.Unix()), t, s.Reason, s.Message)
+			// Resumed only after a suspension this ledger saw, and written
+			// after it (a stale read still showing the False from before the
+			// suspension is not a resume). The id names the suspension it
+			// ends, so one suspension is resumed once.
+			if last := l.lastOf(TypeCampaignSuspended); last != nil && s.ObservedGeneration > last.Generation {
+				add(TypeCampaignResumed, "resumed."+strings.TrimPrefix(last.ID, string(c.UID)+".suspended."), t, s.Reason, s.Message)
 			}
 		}
+		gen = 0
 	}
 	if s := meta.FindStatusCondition(st.Conditions, campaignStopped); s != nil && s.Status == metav1.ConditionTrue {
 		add(TypeCampaignStopped, fmt.Sprintf("stopped.%d", s.LastTransitionTime.Unix()), s.LastTransitionTime, s.Reason, s.Message)

@@ -83,7 +83,12 @@ func TestSenderClassifiesAnswers(t *testing.T) {
 }
 
 func cond(typ string, st metav1.ConditionStatus, reason string, at int64) metav1.Condition {
-	return metav1.Condition{Type: typ, Status: st, Reason: reason, LastTransitionTime: metav1.Unix(at, 0)}
+	return metav1.Condition{Type: typ, Status: st, Reason: reason, LastTransitionTime: metav1.Unix(at, 0), ObservedGeneration: 1}
+}
+
+func condGen(c metav1.Condition, gen int64) metav1.Condition {
+	c.ObservedGeneration = gen
+	return c
 }
 
 // TestLedgerDerive: events follow the Campaign's status, with ids from the
@@ -103,11 +108,17 @@ func TestLedgerDerive(t *testing.T) {
 		{"first Call", func(st *voicev1alpha1.CampaignStatus) { st.StartTime = &start }, 1, "u1.started"},
 		{"same status again: nothing new", func(*voicev1alpha1.CampaignStatus) {}, 1, ""},
 		{"suspended", func(st *voicev1alpha1.CampaignStatus) {
-			st.Conditions = []metav1.Condition{cond(campaignSuspended, metav1.ConditionTrue, "Suspended", 200)}
+			st.Conditions = []metav1.Condition{condGen(cond(campaignSuspended, metav1.ConditionTrue, "Suspended", 200), 2)}
 		}, 2, "u1.suspended.200"},
-		{"resumed", func(st *voicev1alpha1.CampaignStatus) {
-			st.Conditions = []metav1.Condition{cond(campaignSuspended, metav1.ConditionFalse, "NotSuspended", 300)}
-		}, 3, "u1.resumed.300"},
+		{"a stale read of the False from before the suspension is no resume", func(st *voicev1alpha1.CampaignStatus) {
+			st.Conditions = []metav1.Condition{cond(campaignSuspended, metav1.ConditionFalse, "NotSuspended", 200)}
+		}, 2, ""},
+		{"resumed in the same second", func(st *voicev1alpha1.CampaignStatus) {
+			st.Conditions = []metav1.Condition{condGen(cond(campaignSuspended, metav1.ConditionFalse, "NotSuspended", 200), 3)}
+		}, 3, "u1.resumed.200"},
+		{"a later edit does not resume again", func(st *voicev1alpha1.CampaignStatus) {
+			st.Conditions = []metav1.Condition{condGen(cond(campaignSuspended, metav1.ConditionFalse, "NotSuspended", 200), 4)}
+		}, 3, ""},
 		{"an unknown condition is ignored", func(st *voicev1alpha1.CampaignStatus) {
 			st.Conditions = append(st.Conditions, cond("SomethingNew", metav1.ConditionTrue, "X", 310))
 		}, 3, ""},
