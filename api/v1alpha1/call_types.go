@@ -79,6 +79,41 @@ type CallParameters struct {
 	// handoff hands the call to a human agent from an AgentPool.
 	// +optional
 	Handoff *CallHandoff `json:"handoff,omitempty"`
+
+	// voicemail says what the gateway does when the bot reports that a
+	// voicemail box answered (the attempt's outcome is then Voicemail).
+	// +optional
+	Voicemail *VoicemailPolicy `json:"voicemail,omitempty"`
+
+	// record adds Piopiy's record action to the call's PCMO; the recording
+	// Piopiy reports lands in status.attempts[].recording.
+	// +optional
+	Record bool `json:"record,omitempty"`
+}
+
+// VoicemailAction is what happens once a voicemail box is detected.
+// +kubebuilder:validation:Enum=Hangup;LeaveMessage
+type VoicemailAction string
+
+const (
+	VoicemailHangup       VoicemailAction = "Hangup"
+	VoicemailLeaveMessage VoicemailAction = "LeaveMessage"
+)
+
+// VoicemailPolicy chooses between hanging up on a voicemail box and leaving
+// a recorded message on it.
+// +kubebuilder:validation:XValidation:rule="self.action != 'LeaveMessage' || has(self.audioURL)",message="voicemail.action LeaveMessage needs voicemail.audioURL (the http(s) mp3 or wav to leave)"
+type VoicemailPolicy struct {
+	// action is Hangup (the default) or LeaveMessage: play audioURL on the
+	// call, then hang up.
+	// +optional
+	// +kubebuilder:default=Hangup
+	Action VoicemailAction `json:"action,omitempty"`
+	// audioURL is an http(s) URL of an mp3 or wav Piopiy plays to the box.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^https?://[^\s]+$`
+	AudioURL string `json:"audioURL,omitempty"`
 }
 
 // CallSpec is the desired state of a Call.
@@ -399,6 +434,10 @@ type CallStreamStatus struct {
 	// hangupSent is true once the gateway sent a hangup on the socket.
 	// +optional
 	HangupSent bool `json:"hangupSent,omitempty"`
+	// voicemailTime is when the bot reported that a voicemail box answered;
+	// it makes the attempt's outcome Voicemail.
+	// +optional
+	VoicemailTime *metav1.Time `json:"voicemailTime,omitempty"`
 }
 
 // HandoffPhase is where a handoff stands.

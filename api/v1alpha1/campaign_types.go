@@ -216,6 +216,11 @@ type CampaignSpec struct {
 	// +kubebuilder:default={Answered}
 	// +kubebuilder:validation:items:Enum=Answered;Busy;NoAnswer;Rejected;Voicemail;Failed;Canceled
 	SuccessOutcomes []CallOutcome `json:"successOutcomes,omitempty"`
+	// notify posts signed CloudEvents about this Campaign and its Calls to
+	// a sink of yours (docs/results.md); without it the manager's default
+	// sink, if any, is used.
+	// +optional
+	Notify *NotifySink `json:"notify,omitempty"`
 }
 
 // InvalidContact is a contact row that was skipped.

@@ -94,6 +94,9 @@ func TestCallValidationRejectsNonsense(t *testing.T) {
 		{"handoff without pool", `{to: "919876543210", streamEndpointRef: {name: bots}, handoff: {requested: true}}`, `spec.handoff.agentPoolRef: Required value`},
 		{"handoff unknown fallback", `{to: "919876543210", streamEndpointRef: {name: bots}, handoff: {agentPoolRef: {name: p}, onNoAgent: Voicemail}}`, `spec.handoff.onNoAgent: Unsupported value: "Voicemail"`},
 		{"unknown route", `{to: "919876543210", streamEndpointRef: {name: bots}, route: Mars}`, `spec.route: Unsupported value: "Mars"`},
+		{"voicemail message without audio", `{to: "919876543210", streamEndpointRef: {name: bots}, voicemail: {action: LeaveMessage}}`, `voicemail.action LeaveMessage needs voicemail.audioURL`},
+		{"voicemail unknown action", `{to: "919876543210", streamEndpointRef: {name: bots}, voicemail: {action: Transfer}}`, `spec.voicemail.action: Unsupported value: "Transfer"`},
+		{"voicemail audio not http", `{to: "919876543210", streamEndpointRef: {name: bots}, voicemail: {action: LeaveMessage, audioURL: "ftp://x/a.mp3"}}`, `spec.voicemail.audioURL in body should match`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -193,6 +196,7 @@ func TestOtherKindsValidation(t *testing.T) {
 		{"campaign without contacts", "kind: Campaign\nspec: {callTemplate: {spec: {streamEndpointRef: {name: bots}}}}", "a Campaign needs contacts or contactsFrom"},
 		{"campaign window backwards", "kind: Campaign\nspec: {callTemplate: {spec: {streamEndpointRef: {name: bots}}}, contacts: [{number: \"919800000001\"}], schedule: {windows: [{start: \"18:00\", end: \"09:00\"}]}}", "start must be before its end"},
 		{"campaign window bad time", "kind: Campaign\nspec: {callTemplate: {spec: {streamEndpointRef: {name: bots}}}, contacts: [{number: \"919800000001\"}], schedule: {windows: [{start: \"9am\", end: \"18:00\"}]}}", "spec.schedule.windows[0].start in body should match"},
+		{"campaign notify without secret", "kind: Campaign\nspec: {callTemplate: {spec: {streamEndpointRef: {name: bots}}}, contacts: [{number: \"919800000001\"}], notify: {url: \"https://hooks.example.com\"}}", "spec.notify.secretRef: Required value"},
 		{"campaign template without stream target", "kind: Campaign\nspec: {callTemplate: {spec: {}}, contacts: [{number: \"919800000001\"}]}", "set exactly one of streamEndpointRef and stream.url"},
 	}
 	for _, tc := range cases {

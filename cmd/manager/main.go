@@ -46,6 +46,7 @@ type options struct {
 	watchNamespaces                     string
 	callWorkers                         int
 	gatewayImage                        string
+	notify                              *notifyFlags
 }
 
 func main() {
@@ -68,6 +69,7 @@ func main() {
 	flag.StringVar(&o.gatewayImage, "gateway-image", "ghcr.io/callfleet/stream-gateway:v0.1.0", "Stream gateway image for StreamEndpoints that do not set spec.gateway.image.")
 	flag.IntVar(&o.callWorkers, "call-workers", 16, "Calls reconciled in parallel.")
 	zapOpts := zap.Options{Development: false}
+	o.notify = bindNotifyFlags(flag.CommandLine)
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
@@ -154,6 +156,9 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("setting up Call controller: %w", err)
 	}
 	if err := setupOtherControllers(ctx, mgr, o, pio); err != nil {
+		return err
+	}
+	if err := setupNotify(mgr, o.notify); err != nil {
 		return err
 	}
 

@@ -52,10 +52,10 @@ func (p *printer) raw(s string) {
 	fmt.Fprint(p.out, s)
 }
 
-const callRow = "%-20s %-14s %-11s %-13s %-16s %s"
+const callRow = "%-20s %-14s %-11s %-13s %-16s %-18s %s"
 
 func callHeader() string {
-	return fmt.Sprintf("%-8s  "+callRow+"\n", "TIME", "CALL", "TO", "PHASE", "ATTEMPTS", "STREAM", "AGENT (HANDOFF)")
+	return fmt.Sprintf("%-8s  "+callRow+"\n", "TIME", "CALL", "TO", "PHASE", "ATTEMPTS", "STREAM", "AGENT (HANDOFF)", "DISPOSITION")
 }
 
 func renderCall(c *voicev1alpha1.Call) string {
@@ -80,7 +80,11 @@ func renderCall(c *voicev1alpha1.Call) string {
 		agent = "- (requested)"
 	}
 	phase := orDash(string(c.Status.Phase))
-	return fmt.Sprintf(callRow, c.Name, c.Spec.To, phase, attempts, stream, agent)
+	disposition := "-"
+	if r := c.Status.Result; r != nil && r.Disposition != "" {
+		disposition = r.Disposition + " (" + string(r.ReportedBy) + ")"
+	}
+	return fmt.Sprintf(callRow, c.Name, c.Spec.To, phase, attempts, stream, agent, disposition)
 }
 
 func renderEndpoint(e *voicev1alpha1.StreamEndpoint) string {

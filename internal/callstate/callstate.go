@@ -176,6 +176,8 @@ func ApplyCDR(call *voicev1alpha1.Call, cdr *piopiy.CDR, settledBy string) Resul
 	}
 	c := &changes{}
 	c.settlePlaced(a, cdr.RequestID, timeOrNil(cdr.StartTime))
+	// TeleCMI's samples show the recording on either leg's CDR.
+	c.setString(&a.Recording, cdr.Recording)
 	if cdr.Leg == piopiy.LegB {
 		if a == Current(st) && cdr.Status == piopiy.CDRAnswered && call.Status.Handoff != nil {
 			// The agent's leg answered and has ended: the word that counts
@@ -220,9 +222,13 @@ func ApplyCDR(call *voicev1alpha1.Call, cdr *piopiy.CDR, settledBy string) Resul
 // cause, only answered or missed, so a missed call is classified by what was
 // seen: it rang for the whole ring timeout (NoAnswer), it rang and was cut
 // short (Rejected), or it never rang (Busy). Voicemail answers like a person
-// at this level; only the bot can tell them apart.
+// at this level; only the bot can tell them apart, and the gateway records
+// what it said in status.stream.voicemailTime.
 func outcomeOf(call *voicev1alpha1.Call, a *voicev1alpha1.CallAttempt, cdr *piopiy.CDR) (voicev1alpha1.CallOutcome, string) {
 	if cdr.Status == piopiy.CDRAnswered {
+		if VoicemailReported(&call.Status, a) {
+			return voicemailOutcome(call)
+		}
 		return voicev1alpha1.OutcomeAnswered, ""
 	}
 	ring := time.Duration(call.Spec.RingTimeoutSeconds) * time.Second

@@ -8,7 +8,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
-	"github.com/callfleet/callfleet/internal/controller/campaign"
 )
 
 // CallRow is a Call as the board shows it; the browser renders the same
@@ -29,7 +28,7 @@ type CallRow struct {
 }
 
 func callRow(c *voicev1alpha1.Call) CallRow {
-	r := CallRow{Name: c.Name, To: c.Spec.To, Phase: string(c.Status.Phase), Campaign: c.Labels[campaign.LabelCampaign]}
+	r := CallRow{Name: c.Name, To: c.Spec.To, Phase: string(c.Status.Phase), Campaign: c.Labels[voicev1alpha1.LabelCampaign]}
 	if r.Phase == "" {
 		r.Phase = string(voicev1alpha1.CallPending)
 	}

@@ -35,7 +35,7 @@ import (
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
 	"github.com/callfleet/callfleet/internal/console"
-	"github.com/callfleet/callfleet/internal/controller/agentpool/handofftest"
+	"github.com/callfleet/callfleet/test/harness/handofftest"
 	"github.com/callfleet/callfleet/internal/gateway"
 	"github.com/callfleet/callfleet/internal/testenv"
 	"github.com/callfleet/callfleet/test/harness"

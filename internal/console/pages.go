@@ -282,7 +282,7 @@ func (c *Console) callPage(w http.ResponseWriter, r *http.Request, u User) {
 		return
 	}
 	d := callData{page: c.page(u, nn.Namespace), Call: call, Row: callRow(call), Done: r.URL.Query().Get("done"),
-		Campaign: call.Labels[campaign.LabelCampaign], HasResult: call.Status.Result != nil}
+		Campaign: call.Labels[voicev1alpha1.LabelCampaign], HasResult: call.Status.Result != nil}
 	d.Monitor = c.opts.MonitorKey != nil &&
 		c.rev.Authorize(r.Context(), u, Access{Verb: "get", Resource: "calls", Subresource: "monitor", Namespace: nn.Namespace, Name: nn.Name}) == nil
 	if c.rev.Authorize(r.Context(), u, Access{Verb: "list", Resource: "agentpools", Namespace: nn.Namespace}) == nil {

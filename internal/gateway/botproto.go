@@ -32,11 +32,16 @@ type Event struct {
 
 // BotMessage is a JSON frame from the bot.
 type BotMessage struct {
-	Type    string `json:"type"`              // clear, handoff, hangup, mark, assist, transcript
+	Type    string `json:"type"`              // clear, handoff, hangup, mark, assist, transcript, result, voicemail
 	Reason  string `json:"reason,omitempty"`  // handoff
 	Name    string `json:"name,omitempty"`    // mark (echoed back verbatim anyway)
 	Text    string `json:"text,omitempty"`    // assist, transcript
 	Speaker string `json:"speaker,omitempty"` // transcript: customer, agent, bot
+
+	// result (bounded by boundResult before it is stored)
+	Disposition string            `json:"disposition,omitempty"`
+	Summary     string            `json:"summary,omitempty"`
+	Data        map[string]string `json:"data,omitempty"`
 }
 
 // Message types of the bot protocol.
@@ -52,6 +57,10 @@ const (
 	// Lines for the supervisor console, never stored in etcd.
 	MsgAssist     = "assist"
 	MsgTranscript = "transcript"
+	// MsgResult reports the call's disposition, summary and data.
+	MsgResult = "result"
+	// MsgVoicemail reports that a voicemail box answered.
+	MsgVoicemail = "voicemail"
 )
 
 func encodeEvent(e Event) []byte {

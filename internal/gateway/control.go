@@ -303,7 +303,7 @@ func (s *session) onBotMessage(ctx context.Context, raw []byte) {
 		return
 	}
 	switch msg.Type {
-	case MsgClear, MsgMark, MsgHangup, MsgHandoff, MsgAssist, MsgTranscript:
+	case MsgClear, MsgMark, MsgHangup, MsgHandoff, MsgAssist, MsgTranscript, MsgResult, MsgVoicemail:
 		s.g.metrics.botEvents.WithLabelValues(msg.Type).Inc()
 	default:
 		s.g.metrics.botEvents.WithLabelValues("unknown").Inc()
@@ -339,6 +339,10 @@ func (s *session) onBotMessage(ctx context.Context, raw []byte) {
 		go s.requestHandoff(ctx, msg.Reason)
 	case MsgAssist, MsgTranscript:
 		s.monitorLine(msg)
+	case MsgResult:
+		s.reportResult(ctx, msg)
+	case MsgVoicemail:
+		go s.onVoicemail(ctx)
 	}
 }
 

@@ -30,6 +30,7 @@ type metrics struct {
 	control     *prometheus.CounterVec
 	botEvents   *prometheus.CounterVec
 	statusWrite *prometheus.CounterVec
+	truncated   *prometheus.CounterVec
 
 	fromPlatform, toBot, fromBot, toPlatform prometheus.Counter
 	droppedToBot                             prometheus.Counter
@@ -76,8 +77,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "callfleet_gateway_status_writes_total",
 			Help: "Call status patches, by result (ok, error).",
 		}, []string{"result"}),
+		truncated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callfleet_gateway_bot_result_truncated_total",
+			Help: "Bot result reports cut to the bounds of status.result, by field (disposition, summary, data).",
+		}, []string{"field"}),
 	}
-	for _, c := range []prometheus.Collector{m.active, m.streams, m.frames, m.dropped, m.rejections, m.latency, m.control, m.botEvents, m.statusWrite} {
+	for _, c := range []prometheus.Collector{m.active, m.streams, m.frames, m.dropped, m.rejections, m.latency, m.control, m.botEvents, m.statusWrite, m.truncated} {
 		if err := reg.Register(c); err != nil {
 			if are := (prometheus.AlreadyRegisteredError{}); errors.As(err, &are) {
 				return nil, fmt.Errorf("registering gateway metrics: %w (one Gateway per registry)", err)

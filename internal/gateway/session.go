@@ -56,6 +56,8 @@ type session struct {
 	wrote *streamReport // what it was last patched to (nil: never)
 
 	statusMu sync.Mutex // one status patch at a time, in order
+
+	results resultWriter // status.result reports (result.go)
 }
 
 func newSession(g *Gateway, key sessionKey, call *voicev1alpha1.Call, platform, bot *websocket.Conn, log logr.Logger) *session {
@@ -78,6 +80,7 @@ func newSession(g *Gateway, key sessionKey, call *voicev1alpha1.Call, platform, 
 		Pod:           g.opts.PodName,
 		Connected:     g.opts.Now(),
 		Announcements: s.ctl.playedList(),
+		VoicemailTime: voicemailOf(call, key.Attempt),
 	}
 	return s
 }

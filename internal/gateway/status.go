@@ -26,6 +26,7 @@ type streamReport struct {
 	Monitoring    bool
 	Announcements []string
 	HangupSent    bool
+	VoicemailTime *time.Time // the bot reported a voicemail box (result.go)
 }
 
 func (r streamReport) clone() streamReport {
@@ -33,6 +34,10 @@ func (r streamReport) clone() streamReport {
 	if r.Disconnected != nil {
 		t := *r.Disconnected
 		r.Disconnected = &t
+	}
+	if r.VoicemailTime != nil {
+		t := *r.VoicemailTime
+		r.VoicemailTime = &t
 	}
 	return r
 }
@@ -42,7 +47,9 @@ func (r streamReport) equal(o streamReport) bool {
 		((r.Disconnected == nil) == (o.Disconnected == nil)) &&
 		(r.Disconnected == nil || r.Disconnected.Equal(*o.Disconnected)) &&
 		r.CloseCode == o.CloseCode && r.Reason == o.Reason && r.Monitoring == o.Monitoring &&
-		slices.Equal(r.Announcements, o.Announcements) && r.HangupSent == o.HangupSent
+		slices.Equal(r.Announcements, o.Announcements) && r.HangupSent == o.HangupSent &&
+		((r.VoicemailTime == nil) == (o.VoicemailTime == nil)) &&
+		(r.VoicemailTime == nil || r.VoicemailTime.Equal(*o.VoicemailTime))
 }
 
 // streamPatch is status.stream as a JSON merge patch. Every field the
@@ -58,6 +65,7 @@ type streamPatch struct {
 	Monitoring          *bool                     `json:"monitoring"`
 	AnnouncementsPlayed []string                  `json:"announcementsPlayed"`
 	HangupSent          *bool                     `json:"hangupSent"`
+	VoicemailTime       *metav1.Time              `json:"voicemailTime"`
 }
 
 func nonZero[T comparable](v T) *T {
@@ -83,6 +91,9 @@ func (r streamReport) patch() ([]byte, error) {
 	}
 	if r.Disconnected != nil {
 		p.DisconnectedTime = &metav1.Time{Time: *r.Disconnected}
+	}
+	if r.VoicemailTime != nil {
+		p.VoicemailTime = &metav1.Time{Time: *r.VoicemailTime}
 	}
 	return json.Marshal(map[string]any{"status": map[string]any{"stream": p}})
 }

@@ -12,7 +12,8 @@ import (
 const (
 	CallerToneHz    = 440  // leg a: the person dialled
 	AgentToneHz     = 1100 // leg b: the bridged agent
-	VoicemailToneHz = 700  // leg a when a voicemail box answered
+	VoicemailToneHz = 700  // leg a when a voicemail box answered: its greeting
+	VoicemailBeepHz = 1000 // the box's beep after the greeting (a steady tone)
 )
 
 // FrameInterval is the cadence of binary frames to the stream socket.
@@ -49,7 +50,7 @@ func newAudioBank() *audioBank {
 			frameBytes: rate / 50 * 2,
 			caller:     speech(rate, CallerToneHz, callerTalk),
 			agent:      speech(rate, AgentToneHz, agentTalk),
-			voicemail:  speech(rate, VoicemailToneHz, voicemailTalk),
+			voicemail:  machineClip(rate),
 			silence:    make([]byte, rate/50*2),
 		}
 	}

@@ -65,6 +65,7 @@ type call struct {
 	mu           sync.Mutex // guards everything below
 	rec          CallRecord // scalar fields; slices are built at snapshot time
 	extra        string     // extra_params as sent in events (a param action replaces it)
+	recording    string     // the file a record action is recording to (recording.go)
 	streams      []*stream
 	bridges      []*bridge
 	activeBridge *bridge
@@ -292,6 +293,9 @@ func (c *call) recordPlay(a action, source, result string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.plays = append(c.plays, p)
+	if a.Name == "record" && c.recording == "" {
+		c.recording = recordingName(c.appID)
+	}
 	if a.Name == "param" {
 		// param's text is echoed to later webhooks as extra_params.
 		c.extra = a.Text

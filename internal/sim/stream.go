@@ -37,6 +37,8 @@ type stream struct {
 	bytesSent  atomic.Int64
 	framesRecv atomic.Int64
 
+	machine machineClock // where a voicemail box is in its greeting (voicemail.go)
+
 	// under c.mu
 	rec        StreamRecord
 	closed     bool
@@ -192,7 +194,7 @@ func (st *stream) frame(rp *ratePatterns, n int64, scratch []byte) []byte {
 	var a, b []byte
 	if st.hearPerson && c.answered.Load() && !c.held.Load() {
 		if c.beh.Outcome == OutcomeVoicemail {
-			a = rp.voicemail.frame(n, rp.frameBytes)
+			a = st.machine.frame(rp, n)
 		} else {
 			a = rp.caller.frame(n, rp.frameBytes)
 		}

@@ -138,6 +138,9 @@ func (c *call) emitCDR(leg, cmiuuid, from, to string, start, answered, end time.
 			fields["call_rate"] = 0
 		}
 	}
+	if leg == "a" && status == "answered" {
+		addRecording(c, fields)
+	}
 	lookup := lookupCDR(leg, status, from, to, dur, start.UnixMilli(), rate, balance)
 	c.record("cdr", leg, cmiuuid, c.commonFields(leg, cmiuuid), fields, lookup)
 }

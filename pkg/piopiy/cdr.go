@@ -42,6 +42,11 @@ type CDR struct {
 	// ExtraParams and RawExtraParams are as in Event.
 	ExtraParams    map[string]string
 	RawExtraParams string
+	// Recording is the recorded file's name, from the `filename` key that
+	// TeleCMI's CDRs carry beside `record: true` when a call was recorded.
+	// TeleCMI documents that pair for its CHUB CDRs; that Piopiy's CDRs of a
+	// PCMO `record` action use the same keys is inferred (docs/call.md).
+	Recording string
 }
 
 // Outcome names the record the way Piopiy's documentation does:
@@ -84,6 +89,7 @@ func parseCDR(r *fieldReader) *CDR {
 		VN:               r.number("vn"),
 		CallRate:         strings.TrimSpace(r.str("call_rate", "rate")), // webhooks say call_rate, the documented lookups rate
 		Balance:          strings.TrimSpace(r.str("balance")),
+		Recording:        strings.TrimSpace(r.str("filename")),
 	}
 	c.ExtraParams, c.RawExtraParams = r.extraParams("extra_params")
 	return c
@@ -125,6 +131,8 @@ type wireCDR struct {
 	CallRate         string    `json:"call_rate,omitempty"`
 	Balance          string    `json:"balance,omitempty"`
 	ExtraParams      string    `json:"extra_params,omitempty"`
+	Record           bool      `json:"record,omitempty"`
+	Filename         string    `json:"filename,omitempty"`
 }
 
 // MarshalJSON writes the CDR as Piopiy posts it to the webhook (type "cdr",
@@ -151,6 +159,8 @@ func (c CDR) MarshalJSON() ([]byte, error) {
 		CallRate:         c.CallRate,
 		Balance:          c.Balance,
 		ExtraParams:      encodeExtraParams(c.ExtraParams, c.RawExtraParams),
+		Record:           c.Recording != "",
+		Filename:         c.Recording,
 	})
 }
 

@@ -19,7 +19,14 @@ type Config struct {
 	MaxTurn           time.Duration // caller audio kept per turn
 	BargeIn           bool
 	Threshold         float64 // RMS above which a frame is speech
-	Log               *slog.Logger
+	// BeepHz is the answering-machine beep listened for (0: never); a tone
+	// there for BeepMin makes the bot report voicemail.
+	BeepHz  float64
+	BeepMin time.Duration
+	// Disposition is reported as the call's result after the first turn,
+	// unless the Call's variables set `disposition`.
+	Disposition string
+	Log         *slog.Logger
 }
 
 func defaultConfig() Config {
@@ -28,6 +35,9 @@ func defaultConfig() Config {
 		Silence:           400 * time.Millisecond,
 		MaxTurn:           time.Second,
 		Threshold:         500,
+		BeepHz:            1000,
+		BeepMin:           200 * time.Millisecond,
+		Disposition:       "Echoed",
 		Log:               slog.Default(),
 	}
 }
@@ -54,6 +64,10 @@ type message struct {
 	Agent   string `json:"agent,omitempty"`
 	Text    string `json:"text,omitempty"`    // assist, transcript
 	Speaker string `json:"speaker,omitempty"` // transcript: customer, agent, bot
+	// result
+	Disposition string            `json:"disposition,omitempty"`
+	Summary     string            `json:"summary,omitempty"`
+	Data        map[string]string `json:"data,omitempty"`
 }
 
 type bot struct{ cfg Config }
@@ -80,7 +94,12 @@ func (b *bot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	log := b.cfg.Log.With("call", st.Namespace+"/"+st.Call, "attempt", st.Attempt)
 	log.Info("start", "from", st.From, "to", st.To, "sampleRate", st.SampleRate, "listenMode", st.ListenMode, "variables", st.Variables)
-	s := &session{cfg: b.cfg, log: log, c: c, rate: st.SampleRate, play: newPlayer(ctx, c, st.SampleRate, log)}
+	s := &session{cfg: b.cfg, log: log, c: c, rate: st.SampleRate, play: newPlayer(ctx, c, st.SampleRate, log),
+		disposition: b.cfg.Disposition,
+		beep:        beepDetector{rate: st.SampleRate, hz: b.cfg.BeepHz, minMs: int(b.cfg.BeepMin.Milliseconds()), floor: b.cfg.Threshold}}
+	if d := st.Variables["disposition"]; d != "" {
+		s.disposition = d
+	}
 	s.play.enqueue(greeting(st.SampleRate), "greeting")
 	// The echo bot has no speech recognition: its transcript lines say what
 	// it heard and did, so the console's feed shows the protocol at work.
@@ -105,6 +124,10 @@ type session struct {
 	silentMs int    // silence since the caller last spoke
 	turns    int
 	handoff  bool
+
+	disposition string
+	beep        beepDetector
+	voicemail   bool
 }
 
 func (s *session) listen(ctx context.Context) error {
@@ -130,6 +153,16 @@ func (s *session) listen(ctx context.Context) error {
 // onAudio is a simple energy VAD: speech accumulates a turn; a pause (or a
 // full buffer) ends it and the bot says it back.
 func (s *session) onAudio(ctx context.Context, pcm []byte, frameMs int) {
+	if s.voicemail {
+		return // the gateway deals with the box now
+	}
+	if s.beep.feed(pcm, frameMs) {
+		s.voicemail = true
+		s.play.clear()
+		s.log.Info("voicemail beep heard")
+		s.send(ctx, message{Type: "voicemail"})
+		return
+	}
 	speech := rms(pcm) > s.cfg.Threshold
 	if speech && s.cfg.BargeIn && s.play.busy() {
 		s.log.Info("barge-in: caller talks over the bot")
@@ -159,6 +192,10 @@ func (s *session) endTurn(ctx context.Context) {
 	s.turn, s.silentMs = nil, 0
 	s.send(ctx, message{Type: "transcript", Speaker: "customer", Text: fmt.Sprintf("[%d ms of speech]", ms)})
 	s.send(ctx, message{Type: "transcript", Speaker: "bot", Text: fmt.Sprintf("[echoes turn %d]", s.turns)})
+	if s.turns == 1 && s.disposition != "" {
+		s.send(ctx, message{Type: "result", Disposition: s.disposition,
+			Summary: "the caller spoke and the bot echoed it", Data: map[string]string{"turns": "1"}})
+	}
 	n := s.cfg.HandoffAfterTurns
 	if n > 0 && s.turns == n-1 {
 		s.send(ctx, message{Type: "assist", Text: "The customer will be handed to an agent after the next turn."})

@@ -25,6 +25,9 @@ func main() {
 	flag.IntVar(&cfg.HandoffAfterTurns, "handoff-after-turns", cfg.HandoffAfterTurns, "ask for a human after this many echoed turns (0: never)")
 	flag.DurationVar(&cfg.Silence, "silence", cfg.Silence, "a pause this long ends the caller's turn")
 	flag.DurationVar(&cfg.MaxTurn, "max-turn", cfg.MaxTurn, "the most caller audio buffered per turn")
+	flag.Float64Var(&cfg.BeepHz, "beep-hz", cfg.BeepHz, "report voicemail when a steady tone at this frequency (an answering machine's beep) is heard (0: never)")
+	flag.DurationVar(&cfg.BeepMin, "beep-min", cfg.BeepMin, "how long the beep must last")
+	flag.StringVar(&cfg.Disposition, "disposition", cfg.Disposition, "disposition reported after the caller's first turn (the Call variable `disposition` overrides it; empty: none)")
 	flag.BoolVar(&cfg.BargeIn, "barge-in", cfg.BargeIn, "when the caller talks over the bot, stop its audio (sends clear)")
 	flag.Parse()
 

@@ -179,7 +179,9 @@ func (r *Reconciler) nextStep(call *voicev1alpha1.Call) (step, time.Duration) {
 		return stepDial, 0
 	}
 	for _, a := range call.Status.Attempts {
-		if a.Outcome == voicev1alpha1.OutcomeAnswered {
+		// A voicemail box was reached and dealt with as spec.voicemail says:
+		// the Call is done; a Campaign decides whether that is a success.
+		if a.Outcome == voicev1alpha1.OutcomeAnswered || a.Outcome == voicev1alpha1.OutcomeVoicemail {
 			return stepComplete, 0
 		}
 	}

@@ -111,6 +111,10 @@ func (r *Reconciler) dial(ctx context.Context, call *voicev1alpha1.Call) (ctrl.R
 			StreamOnAnswer: call.Spec.Stream.StartOnAnswer == nil || *call.Spec.Stream.StartOnAnswer,
 		})},
 	}
+	if call.Spec.Record {
+		// Piopiy runs a PCMO in order: record first, so the whole call is on it.
+		req.PCMO = append(piopiy.PCMO{piopiy.Record()}, req.PCMO...)
+	}
 	dctx, cancel := context.WithTimeout(ctx, r.DialTimeout)
 	resp, dialErr := api.MakeCall(dctx, req)
 	cancel()
