@@ -35,10 +35,10 @@ import (
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
 	"github.com/callfleet/callfleet/internal/console"
-	"github.com/callfleet/callfleet/test/harness/handofftest"
 	"github.com/callfleet/callfleet/internal/gateway"
 	"github.com/callfleet/callfleet/internal/testenv"
 	"github.com/callfleet/callfleet/test/harness"
+	"github.com/callfleet/callfleet/test/harness/handofftest"
 )
 
 // wait bounds every wait in the browser test: generous, because a loaded
