@@ -155,10 +155,10 @@ func (c *Client) VoiceHangup(ctx context.Context, callID string, req HangupReque
 // waits on HoldAudio while the target rings, and TransferSummary is read to
 // the target), or blind to a Pipeline. Set exactly one target.
 type TransferRequest struct {
-	ToNumber string `json:"to_number,omitempty"`
-	SIPURI   string `json:"sip_uri,omitempty"`
+	ToNumber string   `json:"to_number,omitempty"`
+	SIPURI   string   `json:"sip_uri,omitempty"`
 	Pipeline Pipeline `json:"pipeline,omitempty"`
-	CallerID string `json:"caller_id,omitempty"`
+	CallerID string   `json:"caller_id,omitempty"`
 	// TimeoutSec is how long the target rings.
 	TimeoutSec int `json:"timeout_sec,omitempty"`
 	// Confirm asks the target to accept before the person is connected.

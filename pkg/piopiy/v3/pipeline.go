@@ -69,9 +69,9 @@ func (Connect) actionName() string { return "connect" }
 // MarshalJSON writes {"action":"connect","params":..,"endpoints":..}.
 func (a Connect) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
-		Action    string        `json:"action"`
-		Params    ConnectParams `json:"params"`
-		Endpoints []ConnectEndpoint   `json:"endpoints"`
+		Action    string            `json:"action"`
+		Params    ConnectParams     `json:"params"`
+		Endpoints []ConnectEndpoint `json:"endpoints"`
 	}{"connect", a.Params, a.Endpoints})
 }
 
