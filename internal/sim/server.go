@@ -41,6 +41,9 @@ type Config struct {
 	// per frame, dominated by the write syscall; per-stream is the default
 	// because a peer that stops reading only ever stalls its own stream.
 	Sender string
+	// V3 are the accounts of the v3 API (served under /v3); none: every v3
+	// request is refused 401.
+	V3 []V3Account
 }
 
 // Sim is a running Piopiy stand-in. All methods are safe for concurrent use.
@@ -54,6 +57,7 @@ type Sim struct {
 	shared *sharedSender // nil: a goroutine per stream
 	late   *latencyHist
 	mux    *http.ServeMux
+	v3     *v3State
 	ctx    context.Context // lives until Close; calls derive from it
 	cancel context.CancelCauseFunc
 
@@ -128,6 +132,12 @@ func New(cfg Config) (*Sim, error) {
 		balance:    balance,
 	}
 	s.hooks = newDeliverer(s)
+	v3, err := newV3State(cfg.V3)
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	s.v3 = v3
 	switch cfg.Sender {
 	case SenderShared:
 		s.shared = newSharedSender(ctx, runtime.GOMAXPROCS(0))
@@ -151,6 +161,8 @@ func (s *Sim) routes() {
 	m.HandleFunc("/v1/call/global_action", s.handleCallAction)
 	m.HandleFunc("/v1/piopiy/cmiuuid_cdr", s.handleCMIUUIDCDR)
 	m.HandleFunc("/v1/piopiy/requestid_cdr", s.handleRequestIDCDR)
+	// rest.piopiy.com/v3
+	s.v3Routes(m)
 	// inspection and control
 	m.HandleFunc("GET /sim/calls", s.handleCalls)
 	m.HandleFunc("GET /sim/calls/{id}", s.handleCall)
@@ -291,5 +303,5 @@ func (s *Sim) Reset(ctx context.Context) error {
 		}
 	}
 	s.late.reset()
-	return nil
+	return s.resetV3(ctx)
 }
