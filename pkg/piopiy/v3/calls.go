@@ -2,6 +2,7 @@ package piopiyv3
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -244,4 +245,26 @@ func (c *Client) GetTransfer(ctx context.Context, requestID string) (*TransferSt
 		return nil, err
 	}
 	return &out, nil
+}
+
+// Validate checks the request by the SDK's rules without sending it, so a
+// caller can refuse a bad request before recording any intent to send it.
+func (r AICallRequest) Validate() error { return validateRequest("ai call", EndpointAICall, r) }
+
+// Validate checks the request by the SDK's rules without sending it.
+func (r PCMOCallRequest) Validate() error { return validateRequest("pcmo call", EndpointPCMOCall, r) }
+
+// Validate checks the request by the SDK's rules without sending it.
+func (r TransferRequest) Validate() error { return validateRequest("transfer", EndpointTransfer, r) }
+
+func validateRequest(op string, ep Endpoint, req any) error {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return &Error{Kind: KindValidation, Op: op, Message: "cannot encode request", Err: err}
+	}
+	if err := Validate(ep, b); err != nil {
+		err.(*Error).Op = op
+		return err
+	}
+	return nil
 }
