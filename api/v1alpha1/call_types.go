@@ -474,6 +474,10 @@ type CallHandoffStatus struct {
 	// endedTime is when the bridge ended.
 	// +optional
 	EndedTime *metav1.Time `json:"endedTime,omitempty"`
+	// transferRequestID names the Piopiy v3 warm transfer carrying out the
+	// handoff of a spec.agent Call (followed at /transfers/{id}).
+	// +optional
+	TransferRequestID string `json:"transferRequestID,omitempty"`
 }
 
 // ResultReporter says who reported a Call's result.

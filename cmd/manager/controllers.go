@@ -48,6 +48,7 @@ func setupOtherControllers(ctx context.Context, mgr ctrl.Manager, o options, pio
 		Recorder:  mgr.GetEventRecorder("callfleet-handoff"),
 		Accounts:  pio.accounts,
 		Piopiy:    pio.clients,
+		V3:        pio.v3,
 		Limiter:   pio.limiter,
 	}
 	if err := handoffs.SetupWithManager(ctx, mgr); err != nil {

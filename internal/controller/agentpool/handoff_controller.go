@@ -79,6 +79,9 @@ type HandoffReconciler struct {
 	// leg-a cmiuuid). Without them such calls stay with the bot.
 	Accounts *account.Resolver
 	Piopiy   PiopiyClients
+	// V3 carries out the handoffs of spec.agent Calls as Piopiy v3 warm
+	// transfers (nil: those handoffs fail, saying why).
+	V3 V3Clients
 	// Limiter paces Piopiy requests (shared with the Call controller).
 	Limiter *rate.Limiter
 	// Workers is the number of Calls reconciled in parallel.
@@ -547,6 +550,9 @@ func (r *HandoffReconciler) ringing(ctx context.Context, c *voicev1alpha1.Call) 
 		return ctrl.Result{}, err
 	}
 	r.releaseStale(ctx, c, pool)
+	if c.Spec.Agent != nil {
+		return r.ringingV3(ctx, c, pool)
+	}
 	now := r.Now()
 	if h.BridgeSentTime != nil {
 		due := h.BridgeSentTime.Add(ringTimeout(pool) + r.RingSlack)
@@ -668,6 +674,9 @@ func (r *HandoffReconciler) finish(ctx context.Context, c *voicev1alpha1.Call, p
 // the leg's hangup webhook then ends the Call.
 func (r *HandoffReconciler) hangup(ctx context.Context, c *voicev1alpha1.Call) (ctrl.Result, error) {
 	a := callstate.Current(&c.Status)
+	if c.Spec.Agent != nil {
+		return r.hangupV3(ctx, c, a)
+	}
 	if a == nil || a.CMIUUID == "" {
 		return ctrl.Result{}, nil
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/callfleet/callfleet/internal/gateway"
 	"github.com/callfleet/callfleet/internal/sim"
 	"github.com/callfleet/callfleet/pkg/piopiy"
+	piopiyv3 "github.com/callfleet/callfleet/pkg/piopiy/v3"
 	"github.com/callfleet/callfleet/test/harness"
 )
 
@@ -66,6 +67,7 @@ type Env struct {
 	GatewayMetrics *prometheus.Registry
 
 	clients  *lazyClients
+	v3       *lazyV3
 	opts     Options
 	mu       sync.Mutex
 	scenario sim.Scenario
@@ -86,6 +88,20 @@ func (l *lazyClients) For(c piopiy.Credentials) (call.PiopiyAPI, error) {
 	return cc.For(c)
 }
 
+// lazyV3 is the handoff controller's Piopiy v3 backend, filled like
+// lazyClients.
+type lazyV3 struct {
+	backend atomic.Pointer[call.V3Backend]
+}
+
+func (l *lazyV3) For(token string) (call.V3API, error) {
+	b := l.backend.Load()
+	if b == nil {
+		return nil, errors.New("handofftest: the Piopiy v3 client is not ready")
+	}
+	return b.For(token)
+}
+
 // setup registers the AgentPool and handoff controllers on a manager.
 func (e *Env) setup(ctx context.Context, mgr ctrl.Manager) error {
 	pools := &agentpool.PoolReconciler{
@@ -98,6 +114,7 @@ func (e *Env) setup(ctx context.Context, mgr ctrl.Manager) error {
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("callfleet-handoff"),
 		Accounts: &account.Resolver{Reader: mgr.GetAPIReader(), Default: types.NamespacedName{Namespace: harness.AccountNamespace, Name: harness.AccountName}},
 		Piopiy:   e.clients,
+		V3:       e.v3,
 		Workers:  e.opts.HandoffWorkers,
 	}
 	return handoffs.SetupWithManager(ctx, mgr)
@@ -108,7 +125,7 @@ func Start(opts Options) (e *Env, err error) {
 	if opts.Namespace == "" {
 		opts.Namespace = "handoff"
 	}
-	e = &Env{Namespace: opts.Namespace, clients: &lazyClients{}, opts: opts}
+	e = &Env{Namespace: opts.Namespace, clients: &lazyClients{}, v3: &lazyV3{}, opts: opts}
 	defer func() {
 		if err != nil {
 			e.Stop()
@@ -129,6 +146,7 @@ func Start(opts Options) (e *Env, err error) {
 	e.K8s, e.Sim = e.H.Env.Client, e.H.Sim
 	e.clients.cache.Store(&call.ClientCache{Options: []piopiy.Option{
 		piopiy.WithRESTBaseURL(e.H.SimURL), piopiy.WithActionBaseURL(e.H.SimURL)}})
+	e.v3.backend.Store(&call.V3Backend{Options: []piopiyv3.Option{piopiyv3.WithBaseURL(e.H.SimURL + "/v3")}})
 	// Callees answer at once and stay until the call is ended for them.
 	e.SetScenario(nil, nil)
 
