@@ -283,8 +283,20 @@ func (s *Sim) v3Live(w http.ResponseWriter, id string) *v3Call {
 	return c
 }
 
+// v3FaultsFor picks the REST faults of a request about a call: those of
+// its number (Faults.RESTNumbers), as for its create, else the global ones.
+func (s *Sim) v3FaultsFor(callID string) RESTFaults {
+	s.v3.mu.Lock()
+	c := s.v3.calls[callID]
+	s.v3.mu.Unlock()
+	if c == nil {
+		return s.restFaultsFor("")
+	}
+	return s.restFaultsFor(c.to)
+}
+
 func (s *Sim) v3GetCall(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.v3Auth(w, r); !ok || !s.v3PreFaults(w, r, s.restFaultsFor("")) {
+	if _, ok := s.v3Auth(w, r); !ok || !s.v3PreFaults(w, r, s.v3FaultsFor(r.PathValue("id"))) {
 		return
 	}
 	c := s.v3Live(w, r.PathValue("id"))
@@ -301,7 +313,7 @@ func (s *Sim) v3GetCall(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) v3CallHangup(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.v3Auth(w, r); !ok || !s.v3PreFaults(w, r, s.restFaultsFor("")) {
+	if _, ok := s.v3Auth(w, r); !ok || !s.v3PreFaults(w, r, s.v3FaultsFor(r.PathValue("id"))) {
 		return
 	}
 	if _, _, ok := v3Body(w, r, piopiyv3.EndpointCallHangup); !ok {
@@ -358,7 +370,7 @@ func v3Error409(w http.ResponseWriter, inProgress string) {
 }
 
 func (s *Sim) v3Transfer(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.v3Auth(w, r); !ok || !s.v3PreFaults(w, r, s.restFaultsFor("")) {
+	if _, ok := s.v3Auth(w, r); !ok || !s.v3PreFaults(w, r, s.v3FaultsFor(r.PathValue("id"))) {
 		return
 	}
 	m, b, ok := v3Body(w, r, piopiyv3.EndpointTransfer)
