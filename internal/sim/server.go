@@ -1,4 +1,4 @@
-// Package sim is piopiy-sim: a stand-in for the Piopiy v2 voice API, exactly
+// Package sim is piopiy-sim: a stand-in for the Piopiy v2 voice API (and the v3 API under /v3, see v3.go), exactly
 // as strict as piopiy-api.md describes it, that can misbehave on purpose.
 //
 // One Sim serves the REST paths of both Piopiy hosts (rest.telecmi.com and
