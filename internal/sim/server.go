@@ -1,5 +1,6 @@
-// Package sim is piopiy-sim: a stand-in for the Piopiy v2 voice API (and the v3 API under /v3, see v3.go), exactly
-// as strict as piopiy-api.md describes it, that can misbehave on purpose.
+// Package sim is piopiy-sim: a stand-in for the Piopiy v2 voice API (and
+// the v3 API under /v3, see v3.go), exactly as strict as piopiy-api.md
+// describes it, that can misbehave on purpose.
 //
 // One Sim serves the REST paths of both Piopiy hosts (rest.telecmi.com and
 // piopiy.telecmi.com), runs every placed call through a scripted lifecycle
