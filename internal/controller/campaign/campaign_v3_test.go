@@ -39,7 +39,9 @@ func TestV3CampaignUnderFaultsNoDoubleDial(t *testing.T) {
 	numbers := newNumbers(n)
 	faults := map[string]sim.RESTFaults{}
 	for i, num := range numbers {
-		b := quick(800 * time.Millisecond)
+		// Talk long enough for a few polls even when polls fail: an answer
+		// is only known if a poll sees it (docs/piopiy-setup.md).
+		b := quick(3 * time.Second)
 		if i%4 == 3 {
 			b = sim.Behaviour{Outcome: sim.OutcomeBusy, AnswerDelay: 200 * time.Millisecond}
 		}
@@ -70,6 +72,7 @@ func TestV3CampaignUnderFaultsNoDoubleDial(t *testing.T) {
 	// Every dial the sim saw belongs to one attempt, no attempt was dialed
 	// twice, and an ambiguous attempt was never followed by another.
 	dials := map[string]int{}
+	answeredAtSim := map[string]bool{}
 	perNumber := map[string]int{}
 	want := map[string]bool{}
 	for _, num := range numbers {
@@ -84,6 +87,7 @@ func TestV3CampaignUnderFaultsNoDoubleDial(t *testing.T) {
 			t.Fatalf("v3 call %s carries no attempt id: %v", r.CallID, r.Variables)
 		}
 		dials[id]++
+		answeredAtSim[id] = r.Answered != nil
 		perNumber[r.To]++
 	}
 	for id, k := range dials {
@@ -106,6 +110,10 @@ func TestV3CampaignUnderFaultsNoDoubleDial(t *testing.T) {
 			}
 			if a.Outcome == voicev1alpha1.OutcomeAnswered {
 				succeeded++
+			}
+			// A settled attempt's outcome agrees with what the sim did.
+			if a.SettledBy == "Poll" && answeredAtSim[a.ID] != (a.Outcome == voicev1alpha1.OutcomeAnswered) {
+				t.Errorf("Call %s attempt %d: outcome %s, but the sim answered=%v", call.Name, a.Number, a.Outcome, answeredAtSim[a.ID])
 			}
 		}
 	}
