@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // CallParameters is everything about a call except whom it rings; a Campaign's
@@ -16,7 +17,7 @@ type CallParameters struct {
 	From string `json:"from,omitempty"`
 
 	// accountRef names the Secret holding the Piopiy app id (`appId`) and
-	// secret (`secret`). Defaults to the manager's account (chart value
+	// secret (`secret`), or for Piopiy v3 a `token`. Defaults to the manager's account (chart value
 	// `piopiy.accountSecret`).
 	// +optional
 	AccountRef *SecretRef `json:"accountRef,omitempty"`
@@ -89,6 +90,14 @@ type CallParameters struct {
 	// Piopiy reports lands in status.attempts[].recording.
 	// +optional
 	Record bool `json:"record,omitempty"`
+
+	// agent makes this a Piopiy v3 call: its AI is a Piopiy-hosted agent or a
+	// v3 pipeline instead of a stream to a StreamEndpoint. It needs an account
+	// Secret holding a v3 `token` (docs/piopiy-setup.md), and cannot be
+	// combined with the stream controls only v2 has. It cannot change.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.agent cannot change; create a new Call"
+	Agent *CallAgent `json:"agent,omitempty"`
 }
 
 // VoicemailAction is what happens once a voicemail box is detected.
@@ -116,8 +125,35 @@ type VoicemailPolicy struct {
 	AudioURL string `json:"audioURL,omitempty"`
 }
 
+// CallAgent is the AI that takes a v3 call.
+// +kubebuilder:validation:XValidation:rule="has(self.id) || has(self.pipeline)",message="spec.agent needs id (a Piopiy-hosted AI agent) or pipeline (a v3 pipeline), or both"
+type CallAgent struct {
+	// id is the UUID of a Piopiy-hosted AI agent. Alone, the call is placed
+	// with Piopiy's AI call (POST /voice/ai/call); with a pipeline it is sent
+	// as the PCMO call's agent_id.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`
+	ID string `json:"id,omitempty"`
+	// pipeline is a v3 PCMO pipeline (actions connect, play, param, record,
+	// hangup, input, play_get_input) placed with POST /voice/pcmo/call, which
+	// needs the account Secret's `appId`. It is checked by the official SDK's
+	// rules when dialing; a pipeline they refuse stalls the Call with the
+	// SDK's message.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	Pipeline []runtime.RawExtension `json:"pipeline,omitempty"`
+}
+
 // CallSpec is the desired state of a Call.
-// +kubebuilder:validation:XValidation:rule="has(self.streamEndpointRef) != has(self.stream.url)",message="set exactly one of streamEndpointRef (a StreamEndpoint in this namespace) and stream.url (a handler run elsewhere)"
+// +kubebuilder:validation:XValidation:rule="has(self.agent) || has(self.streamEndpointRef) != has(self.stream.url)",message="set exactly one of streamEndpointRef (a StreamEndpoint in this namespace) and stream.url (a handler run elsewhere), or spec.agent for a Piopiy v3 call"
+// +kubebuilder:validation:XValidation:rule="!has(self.agent) || (!has(self.streamEndpointRef) && !has(self.stream.url))",message="spec.agent calls run on Piopiy v3, which streams no audio to a WebSocket: remove streamEndpointRef and stream.url (the hosted agent or pipeline takes the audio)"
+// +kubebuilder:validation:XValidation:rule="!has(self.agent) || ((!has(self.stream.state) || self.stream.state == 'Active') && (!has(self.stream.listenMode) || self.stream.listenMode == 'caller') && (!has(self.stream.voiceQuality) || self.stream.voiceQuality == 8000) && (!has(self.stream.startOnAnswer) || self.stream.startOnAnswer))",message="stream.state, stream.listenMode, stream.voiceQuality and stream.startOnAnswer control the Piopiy v2 audio stream; a spec.agent (v3) call has no stream, so leave them unset"
+// +kubebuilder:validation:XValidation:rule="!has(self.agent) || !has(self.announcements) || size(self.announcements) == 0",message="announcements are played by the stream gateway, which a spec.agent (v3) call does not have; put a play action in spec.agent.pipeline instead"
+// +kubebuilder:validation:XValidation:rule="!has(self.agent) || !has(self.handoff) || !has(self.handoff.keepStreaming) || !self.handoff.keepStreaming",message="handoff.keepStreaming keeps the v2 stream up after the bridge; a spec.agent (v3) call has no stream to keep"
+// +kubebuilder:validation:XValidation:rule="!has(self.agent) || self.maxDurationSeconds >= 30",message="a spec.agent (v3) call needs maxDurationSeconds of at least 30: Piopiy v3 refuses a shorter max_duration_sec"
+// +kubebuilder:validation:XValidation:rule="has(self.agent) == has(oldSelf.agent)",message="spec.agent cannot be added or removed: it chooses the Piopiy generation (v2 stream or v3 agent) of the Call"
 type CallSpec struct {
 	// to is the number to ring: 7 to 16 digits with the country code and no
 	// '+', for example 919876543210.
@@ -340,6 +376,10 @@ type CallAttempt struct {
 	// requestID is Piopiy's request id for the call.
 	// +optional
 	RequestID string `json:"requestID,omitempty"`
+	// callID is Piopiy v3's call_id (spec.agent calls), what the controller
+	// polls and transfers.
+	// +optional
+	CallID string `json:"callID,omitempty"`
 	// cmiuuid is Piopiy's id of the callee's leg.
 	// +optional
 	CMIUUID string `json:"cmiuuid,omitempty"`
@@ -374,11 +414,12 @@ type CallAttempt struct {
 	// +kubebuilder:validation:MaxLength=32
 	CallRate string `json:"callRate,omitempty"`
 	// settledBy says how the outcome became known: Webhook, CDRLookup,
+	// Poll (v3: the call's status was polled until Piopiy forgot it),
 	// Refused (Piopiy refused the create: nothing was placed) or Timeout
 	// (an ambiguous create Piopiy never showed: ended without a retry, since
 	// the person may have been rung).
 	// +optional
-	// +kubebuilder:validation:Enum=Webhook;CDRLookup;Refused;Timeout
+	// +kubebuilder:validation:Enum=Webhook;CDRLookup;Poll;Refused;Timeout
 	SettledBy string `json:"settledBy,omitempty"`
 	// message says why, in words, when the outcome is not Answered.
 	// +optional
@@ -511,6 +552,10 @@ type CallHandoffStatus struct {
 	// +optional
 	// +kubebuilder:validation:Enum=ReturnToBot;Hangup
 	OnNoAgent string `json:"onNoAgent,omitempty"`
+	// transferRequestID names the Piopiy v3 warm transfer carrying out the
+	// handoff of a spec.agent Call (followed at /transfers/{id}).
+	// +optional
+	TransferRequestID string `json:"transferRequestID,omitempty"`
 }
 
 // ResultReporter says who reported a Call's result.

@@ -145,7 +145,7 @@ type CallTemplate struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 	// spec of each Call, without `to`.
 	// +required
-	// +kubebuilder:validation:XValidation:rule="has(self.streamEndpointRef) != (has(self.stream) && has(self.stream.url))",message="set exactly one of streamEndpointRef and stream.url"
+	// +kubebuilder:validation:XValidation:rule="has(self.agent) || has(self.streamEndpointRef) != (has(self.stream) && has(self.stream.url))",message="set exactly one of streamEndpointRef and stream.url, or agent for Piopiy v3 Calls"
 	Spec CallParameters `json:"spec"`
 }
 

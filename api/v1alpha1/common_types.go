@@ -27,7 +27,8 @@ const (
 
 // SecretRef names a Secret in the object's namespace.
 type SecretRef struct {
-	// name of the Secret. It must hold the keys `appId` (digits) and `secret`.
+	// name of the Secret. It must hold the keys `appId` (digits) and `secret`
+	// (Piopiy v2), or `token` and optionally `appId` (Piopiy v3).
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253

@@ -19,6 +19,7 @@ import (
 type piopiyDeps struct {
 	accounts *account.Resolver
 	clients  *call.ClientCache
+	v3       *call.V3Backend
 	limiter  *rate.Limiter
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/callfleet/callfleet/internal/scheme"
 	"github.com/callfleet/callfleet/internal/webhook"
 	"github.com/callfleet/callfleet/pkg/piopiy"
+	piopiyv3 "github.com/callfleet/callfleet/pkg/piopiy/v3"
 )
 
 type options struct {
@@ -40,6 +41,8 @@ type options struct {
 	webhookTokenFile, streamKeyFile     string
 	defaultAccount                      string
 	restURL, actionURL                  string
+	v3URL                               string
+	v3Poll                              time.Duration
 	piopiyQPS                           float64
 	piopiyBurst                         int
 	settleTimeout, cdrGrace             time.Duration
@@ -61,6 +64,8 @@ func main() {
 	flag.StringVar(&o.defaultAccount, "default-account", "", "namespace/name of the Secret with the default Piopiy account (appId, secret, from).")
 	flag.StringVar(&o.restURL, "piopiy-rest-url", piopiy.DefaultRESTBaseURL, "Base URL of Piopiy's call API (make-call).")
 	flag.StringVar(&o.actionURL, "piopiy-action-url", piopiy.DefaultActionBaseURL, "Base URL of Piopiy's call-action and CDR API.")
+	flag.StringVar(&o.v3URL, "piopiy-v3-url", piopiyv3.DefaultBaseURL, "Base URL of Piopiy's v3 API, used by Calls with spec.agent on v3 account Secrets.")
+	flag.DurationVar(&o.v3Poll, "piopiy-v3-poll-interval", call.DefaultV3PollInterval, "How often a ringing v3 call's status is polled (answered calls: 2.5x as long); polls share --piopiy-qps.")
 	flag.Float64Var(&o.piopiyQPS, "piopiy-qps", 20, "Client-side limit on Piopiy requests per second, shared by all Calls.")
 	flag.IntVar(&o.piopiyBurst, "piopiy-burst", 40, "Burst above --piopiy-qps.")
 	flag.DurationVar(&o.settleTimeout, "settle-timeout", call.DefaultSettleTimeout, "How long an ambiguous create waits for Piopiy to show the call before it is ended as Failed (never redialled).")
@@ -139,6 +144,8 @@ func run(ctx context.Context, o options) error {
 		accounts: &account.Resolver{Reader: mgr.GetAPIReader(), Default: defaultAccount},
 		clients:  &call.ClientCache{Options: []piopiy.Option{piopiy.WithRESTBaseURL(o.restURL), piopiy.WithActionBaseURL(o.actionURL)}},
 		limiter:  rate.NewLimiter(rate.Limit(o.piopiyQPS), o.piopiyBurst),
+		v3: &call.V3Backend{Options: []piopiyv3.Option{piopiyv3.WithBaseURL(o.v3URL)},
+			PollInterval: o.v3Poll, AnsweredPollInterval: o.v3Poll * 5 / 2},
 	}
 	calls := &call.Reconciler{
 		Client:        mgr.GetClient(),
@@ -146,6 +153,7 @@ func run(ctx context.Context, o options) error {
 		Recorder:      mgr.GetEventRecorder("callfleet-call"),
 		Accounts:      pio.accounts,
 		Piopiy:        pio.clients,
+		V3:            pio.v3,
 		Limiter:       pio.limiter,
 		TokenKey:      streamKey,
 		SettleTimeout: o.settleTimeout,

@@ -71,6 +71,7 @@ func run(args []string, stderr io.Writer) error {
 	var (
 		listen          = fs.String("listen", "127.0.0.1:7060", "address to serve the Piopiy REST paths and /sim/ on")
 		apps            = fs.String("apps", "1111111:secret", "comma-separated appid:secret pairs accepted as credentials")
+		v3Tokens        = fs.String("v3-tokens", "", "comma-separated token:appid pairs accepted as v3 Bearer tokens (served under /v3)")
 		webhookURL      = fs.String("webhook-url", "", "URL live events and CDRs are POSTed to (empty: none)")
 		scenarioPath    = fs.String("scenario", "", "scenario file (YAML/JSON, format below); empty: built-in default")
 		faultsPath      = fs.String("faults", "", "faults file (YAML/JSON, format below); the fault flags override it")
@@ -169,7 +170,7 @@ func run(args []string, stderr io.Writer) error {
 	})
 
 	s, err := sim.New(sim.Config{
-		Apps: appList, WebhookURL: *webhookURL, Scenario: sc, Faults: faults,
+		Apps: appList, V3: parseV3Tokens(*v3Tokens), WebhookURL: *webhookURL, Scenario: sc, Faults: faults,
 		RedeliveryScale: *redeliveryScale, Logger: log, Seed: *seed,
 		Shapes: sim.Shapes{Rich: *richShapes, WSURLQuery: *wsURLQuery, ListenMode: *listenReading, StreamCMIUUID: *streamCMIUUID, CDRRedelivery: *cdrRedelivery},
 	})
@@ -191,6 +192,18 @@ func run(args []string, stderr io.Writer) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// parseV3Tokens reads "token:appid,token:appid" (the app id may be empty).
+func parseV3Tokens(v string) []sim.V3Account {
+	var out []sim.V3Account
+	for _, pair := range strings.Split(v, ",") {
+		if pair = strings.TrimSpace(pair); pair != "" {
+			tok, app, _ := strings.Cut(pair, ":")
+			out = append(out, sim.V3Account{Token: tok, AppID: app})
+		}
+	}
+	return out
 }
 
 // parseApps reads "appid:secret,appid:secret".

@@ -1,5 +1,7 @@
 // Package account resolves the Piopiy credentials a Call dials with: the
-// Secret its accountRef names, else the manager's default account.
+// Secret its accountRef names, else the manager's default account. A Secret
+// holds one generation's credentials: v2 `appId` and `secret`, or a v3
+// `token` (with an optional `appId` for v3 pipeline calls).
 package account
 
 import (
@@ -26,6 +28,17 @@ const (
 	KeyAppID  = "appId"
 	KeySecret = "secret"
 	KeyFrom   = "from"
+	// KeyToken holds a v3 Bearer token; its presence makes the account v3.
+	KeyToken = "token"
+)
+
+// Generation is the Piopiy API generation an account speaks.
+type Generation string
+
+// The generations.
+const (
+	GenerationV2 Generation = "v2"
+	GenerationV3 Generation = "v3"
 )
 
 // Errors are typed so the Call controller can say precisely what to fix.
@@ -38,7 +51,12 @@ var (
 
 // Account is what a Call dials with.
 type Account struct {
+	// Generation says which of Credentials and V3 is set.
+	Generation Generation
+	// Credentials are the v2 app id and secret.
 	Credentials piopiy.Credentials
+	// V3 holds the v3 token and app id.
+	V3 V3Credentials
 	// From is the Secret's default caller id ("" when absent).
 	From string
 	// Source names the Secret, for messages (never its content).
@@ -60,6 +78,20 @@ type Resolver struct {
 	mu    sync.Mutex
 	cache map[types.NamespacedName]cached
 }
+
+// V3Credentials are a v3 account's. The token is only ever put in an
+// Authorization header; the type prints without it.
+type V3Credentials struct {
+	Token string
+	// AppID is the app a v3 pipeline call names ("" when the Secret has none).
+	AppID string
+}
+
+// String hides the token.
+func (c V3Credentials) String() string { return "v3{appId:" + c.AppID + " token:REDACTED}" }
+
+// Format hides the token from every fmt verb.
+func (c V3Credentials) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
 
 type cached struct {
 	acct    *Account
@@ -113,6 +145,13 @@ func (r *Resolver) read(ctx context.Context, key types.NamespacedName) (*Account
 		}
 		return nil, fmt.Errorf("reading account Secret %s: %w", source, err)
 	}
+	from := strings.TrimSpace(string(s.Data[KeyFrom]))
+	if from != "" && !digits.MatchString(from) {
+		return nil, fmt.Errorf("%w: Secret %s key %q must be 7 to 16 digits without '+'", ErrInvalid, source, KeyFrom)
+	}
+	if _, ok := s.Data[KeyToken]; ok {
+		return readV3(&s, source, from)
+	}
 	appID, err := strconv.ParseInt(strings.TrimSpace(string(s.Data[KeyAppID])), 10, 64)
 	if err != nil || appID <= 0 {
 		return nil, fmt.Errorf("%w: Secret %s key %q must hold the numeric Piopiy app id", ErrInvalid, source, KeyAppID)
@@ -121,9 +160,22 @@ func (r *Resolver) read(ctx context.Context, key types.NamespacedName) (*Account
 	if secret == "" {
 		return nil, fmt.Errorf("%w: Secret %s has no %q key", ErrInvalid, source, KeySecret)
 	}
-	from := strings.TrimSpace(string(s.Data[KeyFrom]))
-	if from != "" && !digits.MatchString(from) {
-		return nil, fmt.Errorf("%w: Secret %s key %q must be 7 to 16 digits without '+'", ErrInvalid, source, KeyFrom)
+	return &Account{Generation: GenerationV2, Credentials: piopiy.Credentials{AppID: appID, Secret: secret}, From: from, Source: source}, nil
+}
+
+// readV3 reads a Secret holding a v3 token.
+func readV3(s *corev1.Secret, source, from string) (*Account, error) {
+	if _, ok := s.Data[KeySecret]; ok {
+		return nil, fmt.Errorf("%w: Secret %s holds both a v3 %q and a v2 %q; keep the keys of one Piopiy generation per Secret", ErrInvalid, source, KeyToken, KeySecret)
 	}
-	return &Account{Credentials: piopiy.Credentials{AppID: appID, Secret: secret}, From: from, Source: source}, nil
+	token := strings.TrimSpace(string(s.Data[KeyToken]))
+	if token == "" || strings.ContainsAny(token, "\r\n") {
+		return nil, fmt.Errorf("%w: Secret %s key %q must hold the Piopiy v3 Bearer token on one line", ErrInvalid, source, KeyToken)
+	}
+	return &Account{
+		Generation: GenerationV3,
+		V3:         V3Credentials{Token: token, AppID: strings.TrimSpace(string(s.Data[KeyAppID]))},
+		From:       from,
+		Source:     source,
+	}, nil
 }

@@ -1,5 +1,6 @@
-// Package sim is piopiy-sim: a stand-in for the Piopiy v2 voice API, exactly
-// as strict as piopiy-api.md describes it, that can misbehave on purpose.
+// Package sim is piopiy-sim: a stand-in for the Piopiy v2 voice API (and
+// the v3 API under /v3, see v3.go), exactly as strict as piopiy-api.md
+// describes it, that can misbehave on purpose.
 //
 // One Sim serves the REST paths of both Piopiy hosts (rest.telecmi.com and
 // piopiy.telecmi.com), runs every placed call through a scripted lifecycle
@@ -44,6 +45,9 @@ type Config struct {
 	// Shapes chooses documented or former shapes and the reading of each
 	// open question (zero = the documented shapes; see Shapes).
 	Shapes Shapes
+	// V3 are the accounts of the v3 API (served under /v3); none: every v3
+	// request is refused 401.
+	V3 []V3Account
 }
 
 // Sim is a running Piopiy stand-in. All methods are safe for concurrent use.
@@ -57,6 +61,7 @@ type Sim struct {
 	shared *sharedSender // nil: a goroutine per stream
 	late   *latencyHist
 	mux    *http.ServeMux
+	v3     *v3State
 	ctx    context.Context // lives until Close; calls derive from it
 	cancel context.CancelCauseFunc
 
@@ -136,6 +141,12 @@ func New(cfg Config) (*Sim, error) {
 		balance:    balance,
 	}
 	s.hooks = newDeliverer(s)
+	v3, err := newV3State(cfg.V3)
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	s.v3 = v3
 	switch cfg.Sender {
 	case SenderShared:
 		s.shared = newSharedSender(ctx, runtime.GOMAXPROCS(0))
@@ -159,6 +170,8 @@ func (s *Sim) routes() {
 	m.HandleFunc("/v1/call/global_action", s.handleCallAction)
 	m.HandleFunc("/v1/piopiy/cmiuuid_cdr", s.handleCMIUUIDCDR)
 	m.HandleFunc("/v1/piopiy/requestid_cdr", s.handleRequestIDCDR)
+	// rest.piopiy.com/v3
+	s.v3Routes(m)
 	// inspection and control
 	m.HandleFunc("GET /sim/calls", s.handleCalls)
 	m.HandleFunc("GET /sim/calls/{id}", s.handleCall)
@@ -301,5 +314,5 @@ func (s *Sim) Reset(ctx context.Context) error {
 		}
 	}
 	s.late.reset()
-	return nil
+	return s.resetV3(ctx)
 }

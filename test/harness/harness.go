@@ -33,6 +33,7 @@ import (
 	"github.com/callfleet/callfleet/internal/testenv"
 	"github.com/callfleet/callfleet/internal/webhook"
 	"github.com/callfleet/callfleet/pkg/piopiy"
+	piopiyv3 "github.com/callfleet/callfleet/pkg/piopiy/v3"
 )
 
 // The sim account every harness uses; its Secret is the manager's default.
@@ -43,6 +44,9 @@ const (
 	// AccountNamespace and AccountName locate the default account Secret.
 	AccountNamespace = "callfleet-system"
 	AccountName      = "piopiy"
+	// V3Token and V3AppID are the sim's Piopiy v3 account (V3AccountSecret).
+	V3Token = "sim-v3-token"
+	V3AppID = "sim-v3-app"
 )
 
 // Options tune the harness.
@@ -109,6 +113,7 @@ func Start(opts Options) (h *Harness, err error) {
 
 	if h.Sim, err = sim.New(sim.Config{
 		Apps:            []sim.App{{AppID: AppID, Secret: AppSecret}},
+		V3:              []sim.V3Account{{Token: V3Token, AppID: V3AppID}},
 		RedeliveryScale: opts.RedeliveryScale,
 		Seed:            7,
 		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -157,6 +162,8 @@ func Start(opts Options) (h *Harness, err error) {
 		Accounts:  &account.Resolver{Reader: mgr.GetAPIReader(), Default: types.NamespacedName{Namespace: AccountNamespace, Name: AccountName}},
 		Piopiy: &call.ClientCache{Options: []piopiy.Option{piopiy.WithRESTBaseURL(h.SimURL), piopiy.WithActionBaseURL(h.SimURL),
 			piopiy.WithLookupRetries(3, 50*time.Millisecond)}},
+		V3: &call.V3Backend{Options: []piopiyv3.Option{piopiyv3.WithBaseURL(h.SimURL + "/v3"), piopiyv3.WithRetries(3, 50*time.Millisecond)},
+			PollInterval: 300 * time.Millisecond, AnsweredPollInterval: 500 * time.Millisecond},
 		Limiter:       rate.NewLimiter(rate.Inf, 0),
 		TokenKey:      h.TokenKey,
 		SettleTimeout: opts.SettleTimeout,
@@ -213,3 +220,11 @@ func AccountSecret(ns, name string) *corev1.Secret {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// V3AccountSecret is a Secret holding the sim's Piopiy v3 account.
+func V3AccountSecret(ns, name string) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		StringData: map[string]string{account.KeyToken: V3Token, account.KeyAppID: V3AppID, account.KeyFrom: CallerID},
+	}
+}

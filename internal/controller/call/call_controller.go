@@ -42,6 +42,8 @@ type Reconciler struct {
 	Piopiy    interface {
 		For(piopiy.Credentials) (PiopiyAPI, error)
 	}
+	// V3 is the Piopiy v3 backend of spec.agent Calls (nil: none).
+	V3 *V3Backend
 	// Limiter paces every request to Piopiy (--piopiy-qps).
 	Limiter *rate.Limiter
 	// TokenKey signs ws_url tokens; the gateway verifies them with it.
@@ -140,6 +142,9 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, call *voicev1alpha1.Ca
 		st.Phase = voicev1alpha1.CallPending
 	}
 	if cur := callstate.Current(st); cur != nil && cur.State != voicev1alpha1.AttemptEnded {
+		if isV3(call) {
+			return r.reconcileInFlightV3(ctx, call, cur)
+		}
 		return r.reconcileInFlight(ctx, call, cur)
 	}
 	switch step, wait := r.nextStep(call); step {
@@ -155,6 +160,9 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, call *voicev1alpha1.Ca
 		// Nothing watched changes when the backoff ends.
 		return ctrl.Result{RequeueAfter: wait}, nil
 	case stepDial:
+		if isV3(call) {
+			return r.dialV3(ctx, call)
+		}
 		return r.dial(ctx, call)
 	}
 	return ctrl.Result{}, nil

@@ -52,6 +52,9 @@ func (r *Reconciler) dial(ctx context.Context, call *voicev1alpha1.Call) (ctrl.R
 	if err != nil {
 		return r.accountProblem(call, err)
 	}
+	if acct.Generation == account.GenerationV3 {
+		return r.accountProblem(call, v3AccountForStream(acct))
+	}
 	from := call.Spec.From
 	if from == "" {
 		from = acct.From

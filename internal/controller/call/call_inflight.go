@@ -253,6 +253,9 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, call *voicev1alpha1.Ca
 	if !controllerutil.ContainsFinalizer(call, Finalizer) {
 		return ctrl.Result{}, nil
 	}
+	if isV3(call) {
+		return r.reconcileDeleteV3(ctx, call)
+	}
 	if a := callstate.Current(&call.Status); a != nil && a.State != voicev1alpha1.AttemptEnded && a.EndTime == nil {
 		if a.CMIUUID == "" && r.Now().Before(a.IntentTime.Add(time.Minute)) {
 			// The call may be ringing and its leg id is on its way in the

@@ -42,6 +42,7 @@ import (
 	"github.com/callfleet/callfleet/internal/testenv"
 	"github.com/callfleet/callfleet/internal/webhook"
 	"github.com/callfleet/callfleet/pkg/piopiy"
+	piopiyv3 "github.com/callfleet/callfleet/pkg/piopiy/v3"
 	"github.com/callfleet/callfleet/test/harness"
 )
 
@@ -96,6 +97,7 @@ func run(m *testing.M) int {
 
 	piopiySim, err = sim.New(sim.Config{
 		Apps:            []sim.App{{AppID: appID, Secret: appSecret}},
+		V3:              []sim.V3Account{{Token: v3Token, AppID: v3AppID}},
 		RedeliveryScale: 0.0005,
 		Seed:            11,
 		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -140,6 +142,7 @@ func run(m *testing.M) int {
 	defer hooks.Close()
 	piopiySim.SetWebhookURL(hooks.URL + webhook.PathPrefix + token)
 
+	v3Opts = []piopiyv3.Option{piopiyv3.WithBaseURL(simURL + "/v3"), piopiyv3.WithRetries(3, 50*time.Millisecond)}
 	piopiyOpts = []piopiy.Option{piopiy.WithRESTBaseURL(simURL), piopiy.WithActionBaseURL(simURL), piopiy.WithLookupRetries(3, 50*time.Millisecond)}
 	webhookToken = token
 	if err := startManager(); err != nil {
@@ -156,6 +159,7 @@ func run(m *testing.M) int {
 
 var (
 	piopiyOpts   []piopiy.Option
+	v3Opts       []piopiyv3.Option
 	webhookToken string
 )
 
@@ -198,6 +202,7 @@ func startManager() error {
 		Recorder:      mgr.GetEventRecorder("callfleet-call"),
 		Accounts:      &account.Resolver{Reader: mgr.GetAPIReader(), Default: types.NamespacedName{Namespace: "callfleet-system", Name: "piopiy"}},
 		Piopiy:        &call.ClientCache{Options: piopiyOpts},
+		V3:            &call.V3Backend{Options: v3Opts, PollInterval: 300 * time.Millisecond, AnsweredPollInterval: 500 * time.Millisecond},
 		Limiter:       rate.NewLimiter(rate.Inf, 0),
 		TokenKey:      tokenKey,
 		SettleTimeout: 8 * time.Second,

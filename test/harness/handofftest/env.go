@@ -37,6 +37,7 @@ import (
 	"github.com/callfleet/callfleet/internal/gateway"
 	"github.com/callfleet/callfleet/internal/sim"
 	"github.com/callfleet/callfleet/pkg/piopiy"
+	piopiyv3 "github.com/callfleet/callfleet/pkg/piopiy/v3"
 	"github.com/callfleet/callfleet/test/harness"
 )
 
@@ -71,6 +72,7 @@ type Env struct {
 	GatewayMetrics *prometheus.Registry
 
 	clients  *lazyClients
+	v3       *lazyV3
 	opts     Options
 	mu       sync.Mutex
 	scenario sim.Scenario
@@ -89,6 +91,20 @@ func (l *lazyClients) For(c piopiy.Credentials) (call.PiopiyAPI, error) {
 		return nil, errors.New("handofftest: the Piopiy client is not ready")
 	}
 	return cc.For(c)
+}
+
+// lazyV3 is the handoff controller's Piopiy v3 backend, filled like
+// lazyClients.
+type lazyV3 struct {
+	backend atomic.Pointer[call.V3Backend]
+}
+
+func (l *lazyV3) For(token string) (call.V3API, error) {
+	b := l.backend.Load()
+	if b == nil {
+		return nil, errors.New("handofftest: the Piopiy v3 client is not ready")
+	}
+	return b.For(token)
 }
 
 // setup registers the AgentPool and handoff controllers on a manager.
@@ -113,7 +129,7 @@ func Start(opts Options) (e *Env, err error) {
 	if opts.Namespace == "" {
 		opts.Namespace = "handoff"
 	}
-	e = &Env{Namespace: opts.Namespace, clients: &lazyClients{}, opts: opts}
+	e = &Env{Namespace: opts.Namespace, clients: &lazyClients{}, v3: &lazyV3{}, opts: opts}
 	defer func() {
 		if err != nil {
 			e.Stop()
@@ -134,6 +150,7 @@ func Start(opts Options) (e *Env, err error) {
 	e.K8s, e.Sim = e.H.Env.Client, e.H.Sim
 	e.clients.cache.Store(&call.ClientCache{Options: []piopiy.Option{
 		piopiy.WithRESTBaseURL(e.H.SimURL), piopiy.WithActionBaseURL(e.H.SimURL)}})
+	e.v3.backend.Store(&call.V3Backend{Options: []piopiyv3.Option{piopiyv3.WithBaseURL(e.H.SimURL + "/v3")}})
 	// Callees answer at once and stay until the call is ended for them.
 	e.SetScenario(nil, nil)
 
