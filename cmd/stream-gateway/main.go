@@ -42,7 +42,12 @@ func run() error {
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":9090", "Prometheus metrics address (\"0\" disables)")
 	fs.IntVar(&o.MaxBufferedFrames, "max-buffered-frames", gateway.DefaultMaxBufferedFrames, "audio frames buffered for a slow bot before the oldest is dropped")
 	fs.DurationVar(&o.PingInterval, "ping-interval", gateway.DefaultPingInterval, "ping both sockets this often; one silent for as long again is closed")
-	fs.DurationVar(&o.ShutdownDrain, "shutdown-drain", 0, "on SIGTERM, wait this long for streams to end before closing them with 1001")
+	fs.DurationVar(&o.ShutdownDrain, "shutdown-drain", 0, "on SIGTERM (or GET "+gateway.DrainPath+" on the metrics port), keep live calls this long, taking no new one, then hang up the rest politely")
+	fs.StringVar(&o.GoodbyeURL, "goodbye-url", "", "audio file played to calls still up at the end of the drain, before the hangup")
+	fs.DurationVar(&o.GoodbyeLead, "goodbye-lead", gateway.DefaultGoodbyeLead, "send the goodbye and hangup this long before the end of --shutdown-drain")
+	fs.IntVar(&o.MaxStreams, "max-streams", 0, "streams this pod takes at once; one more is refused with 503 at_capacity (0: no limit)")
+	fs.DurationVar(&o.BotReconnect, "bot-reconnect", 0, "when the bot's socket drops mid-call, try this long to open it again (start frame marked resumed) before ending the call (0: end at once)")
+	fs.DurationVar(&o.KeyReloadInterval, "token-key-reload-interval", gateway.DefaultKeyReloadInterval, "reread --token-key-file (and \"previous\" beside it) this often")
 	fs.StringVar(&o.TLSCertFile, "tls-cert-file", "", "serve wss:// with this certificate (usually TLS ends at the Ingress)")
 	fs.StringVar(&o.TLSKeyFile, "tls-key-file", "", "key of --tls-cert-file")
 	zapOpts := zap.Options{Development: false}
@@ -60,7 +65,11 @@ func run() error {
 		return fmt.Errorf("--tls-cert-file and --tls-key-file go together")
 	}
 	var err error
-	if o.TokenKey, err = gateway.LoadTokenKey(keyFile); err != nil {
+	if keyFile != "" {
+		// Reread while running: a rotated Secret takes effect without a
+		// restart, and its "previous" key keeps verifying meanwhile.
+		o.TokenKeyFile = keyFile
+	} else if o.TokenKey, err = gateway.LoadTokenKey(""); err != nil {
 		return err
 	}
 	cfg, err := ctrl.GetConfig()

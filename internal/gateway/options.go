@@ -24,6 +24,12 @@ const (
 	// DefaultBridgeTimeoutSeconds is the agent ring time when the AgentPool
 	// cannot be read.
 	DefaultBridgeTimeoutSeconds = 20
+	// DefaultGoodbyeLead is how long before the end of ShutdownDrain the
+	// calls still up get their goodbye and hangup.
+	DefaultGoodbyeLead = 10 * time.Second
+	// DefaultKeyReloadInterval is how often TokenKeyFile is reread. The
+	// kubelet itself takes up to a minute or so to update a mounted Secret.
+	DefaultKeyReloadInterval = 10 * time.Second
 )
 
 // TokenKeyEnv is the environment variable holding the stream token key when
@@ -43,8 +49,17 @@ type Options struct {
 	PublicURL string
 	// BotURL is the bot's localhost WebSocket.
 	BotURL string
-	// TokenKey verifies ws_url tokens (streamtoken.Sign's key).
+	// TokenKey verifies ws_url tokens (streamtoken.Sign's key). Ignored when
+	// TokenKeyFile is set.
 	TokenKey []byte
+	// TokenKeyFile, when set, is the mounted Secret's key file; the key
+	// "previous" beside it verifies too (a rotation's overlap). Both are
+	// reread every KeyReloadInterval while Run runs.
+	TokenKeyFile      string
+	KeyReloadInterval time.Duration
+	// MaxStreams is how many streams this gateway holds at once (0: no
+	// limit); one more is refused with 503 at_capacity before the upgrade.
+	MaxStreams int
 	// PodName is reported in status.stream.pod.
 	PodName string
 	// DefaultFrom is the caller id for the handoff bridge when the Call has
@@ -61,9 +76,20 @@ type Options struct {
 	BotDialTimeout time.Duration
 	// ControlTimeout bounds a control frame write and a status patch.
 	ControlTimeout time.Duration
-	// ShutdownDrain is how long Shutdown waits for streams to end on their
-	// own before closing the rest with 1001 (going away).
+	// ShutdownDrain is how long Shutdown lets live streams go on (no new
+	// one is taken) before ending the rest politely: GoodbyeLead before its
+	// end, the calls still up get GoodbyeURL played and a hangup. 1001
+	// (going away) is only the last resort for a socket Piopiy keeps open.
 	ShutdownDrain time.Duration
+	// GoodbyeURL is an audio file played to the calls a drain ends ("": a
+	// bare hangup).
+	GoodbyeURL string
+	// GoodbyeLead is the time the goodbye and hangup get before the end of
+	// ShutdownDrain (at most half of it when ShutdownDrain is shorter).
+	GoodbyeLead time.Duration
+	// BotReconnect is how long the gateway tries to open the bot's socket
+	// again when it drops mid-call, instead of ending the call (0: never).
+	BotReconnect time.Duration
 	// Registerer takes the gateway's metrics (controller-runtime's
 	// metrics.Registry in the binary). Nil: a private registry.
 	Registerer prometheus.Registerer
@@ -77,8 +103,22 @@ func (o *Options) defaults() error {
 	if o.Namespace == "" {
 		return errors.New("gateway: namespace is required")
 	}
-	if len(o.TokenKey) < streamtoken.MinKeyLen {
+	if o.TokenKeyFile == "" && len(o.TokenKey) < streamtoken.MinKeyLen {
 		return fmt.Errorf("gateway: stream token key is %d bytes, want at least %d", len(o.TokenKey), streamtoken.MinKeyLen)
+	}
+	if o.MaxStreams < 0 {
+		return fmt.Errorf("gateway: max streams %d is negative", o.MaxStreams)
+	}
+	if o.GoodbyeURL != "" {
+		if u, err := url.Parse(o.GoodbyeURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("gateway: goodbye url %q must be an http:// or https:// URL", o.GoodbyeURL)
+		}
+	}
+	if o.GoodbyeLead <= 0 {
+		o.GoodbyeLead = DefaultGoodbyeLead
+	}
+	if o.KeyReloadInterval <= 0 {
+		o.KeyReloadInterval = DefaultKeyReloadInterval
 	}
 	if o.BotURL == "" {
 		o.BotURL = DefaultBotURL
