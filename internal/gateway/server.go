@@ -142,6 +142,9 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cannot read the call", http.StatusInternalServerError)
 		return
 	}
+	if rej == nil {
+		rej = checkSingleUse(call, claims.Attempt)
+	}
 	if rej != nil {
 		g.refuse(w, log, rej)
 		return
@@ -220,6 +223,7 @@ func (g *Gateway) reportRefused(ctx context.Context, key sessionKey, reason stri
 	r := streamReport{
 		State:        voicev1alpha1.StreamPhaseDisconnected,
 		Pod:          g.opts.PodName,
+		Attempt:      key.Attempt,
 		Disconnected: &now,
 		Reason:       reason,
 	}

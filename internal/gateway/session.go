@@ -82,6 +82,7 @@ func newSession(g *Gateway, key sessionKey, call *voicev1alpha1.Call, platform, 
 	s.rep = streamReport{
 		State:         voicev1alpha1.StreamPhaseConnected,
 		Pod:           g.opts.PodName,
+		Attempt:       key.Attempt,
 		Connected:     g.opts.Now(),
 		Announcements: s.ctl.playedList(),
 	}
