@@ -157,6 +157,15 @@ type GatewaySpec struct {
 	// +kubebuilder:validation:Minimum=1024
 	// +kubebuilder:validation:Maximum=65535
 	Port int32 `json:"port,omitempty"`
+	// botReconnectSeconds is how long the gateway tries to reopen the bot's
+	// socket when it drops mid-call (the bot container restarting), dropping
+	// the caller's audio meanwhile, before it ends the call. 0 ends the call
+	// at once.
+	// +optional
+	// +kubebuilder:default=30
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=600
+	BotReconnectSeconds *int32 `json:"botReconnectSeconds,omitempty"`
 }
 
 // ExternalEndpoint is a handler callfleet does not run.

@@ -25,6 +25,7 @@ type piopiyDeps struct {
 func setupOtherControllers(ctx context.Context, mgr ctrl.Manager, o options, pio piopiyDeps) error {
 	endpoints := &streamendpoint.Reconciler{
 		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
 		Scheme:       mgr.GetScheme(),
 		GatewayImage: o.gatewayImage,
 	}

@@ -293,7 +293,7 @@ func TestHealthMessageHidesPassword(t *testing.T) {
 	defer srv.Close()
 	u := strings.Replace(srv.URL, "http://", "http://probe:s3cret@", 1) + "/healthz?x=1"
 	h := checkHealth(context.Background(), srv.Client(), u)
-	if h.healthy || strings.Contains(h.message, "s3cret") || !strings.Contains(h.message, "418") {
-		t.Errorf("checkHealth = %+v, want unhealthy, the status, and no password", h)
+	if h.healthy || h.message != unhealthyMessage || strings.Contains(h.detail, "s3cret") || !strings.Contains(h.detail, "418") {
+		t.Errorf("checkHealth = %+v, want unhealthy, the status in the detail only, and no password", h)
 	}
 }

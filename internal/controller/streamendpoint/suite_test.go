@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"testing"
 	"time"
@@ -73,6 +74,7 @@ func run(m *testing.M) int {
 	}
 	r := &Reconciler{
 		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
 		Scheme:       mgr.GetScheme(),
 		GatewayImage: testGatewayImage,
 	}
@@ -147,11 +149,17 @@ func managedEndpoint(ns, name string, opts ...func(*voicev1alpha1.StreamEndpoint
 }
 
 // externalEndpoint is an external-mode endpoint with the given changes.
+// Its publicURL is on the health URL's host, where the handler runs (the
+// controller checks no other host).
 func externalEndpoint(ns, name, healthURL string, opts ...func(*voicev1alpha1.StreamEndpoint)) *voicev1alpha1.StreamEndpoint {
+	u, err := url.Parse(healthURL)
+	if err != nil {
+		panic(err)
+	}
 	ep := &voicev1alpha1.StreamEndpoint{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: voicev1alpha1.StreamEndpointSpec{
-			PublicURL: "wss://bots.example.com/stream",
+			PublicURL: "ws://" + u.Host + "/stream",
 			External:  &voicev1alpha1.ExternalEndpoint{HealthURL: healthURL, Capacity: 7},
 		},
 	}
