@@ -36,7 +36,7 @@ func run() error {
 	fs.StringVar(&o.Endpoint, "endpoint", "", "StreamEndpoint this gateway serves: Calls referencing another are refused (empty: any)")
 	fs.StringVar(&o.PublicURL, "public-url", "", "ws(s) URL Piopiy reaches this gateway at; Calls whose spec.stream.url is under it are served too")
 	fs.StringVar(&o.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "namespace whose Calls are served (default $POD_NAMESPACE)")
-	fs.StringVar(&keyFile, "token-key-file", "", "file with the stream token key (default: $"+gateway.TokenKeyEnv+")")
+	fs.StringVar(&keyFile, "token-key-file", "", "file with this endpoint's stream token key, and \"previous\" beside it during a rotation (default: $"+gateway.TokenKeyEnv+"; $"+gateway.TokenRootKeyEnv+" holds the manager's root key instead, for a gateway the operator runs)")
 	fs.StringVar(&o.PodName, "pod-name", podName(), "reported in status.stream.pod (default $POD_NAME, else the hostname)")
 	fs.StringVar(&o.DefaultFrom, "default-from", os.Getenv("CALLFLEET_DEFAULT_FROM"), "caller id for handoff bridges of Calls without spec.from (default $CALLFLEET_DEFAULT_FROM)")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":9090", "Prometheus metrics address (\"0\" disables)")
@@ -65,7 +65,11 @@ func run() error {
 		return fmt.Errorf("--tls-cert-file and --tls-key-file go together")
 	}
 	var err error
-	if keyFile != "" {
+	if root := os.Getenv(gateway.TokenRootKeyEnv); root != "" {
+		// A gateway the operator runs (the demo, an external handler):
+		// it derives its endpoint's key as the manager does.
+		o.TokenRootKey = []byte(root)
+	} else if keyFile != "" {
 		// Reread while running: a rotated Secret takes effect without a
 		// restart, and its "previous" key keeps verifying meanwhile.
 		o.TokenKeyFile = keyFile

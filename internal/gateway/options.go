@@ -36,6 +36,10 @@ const (
 // no key file is given.
 const TokenKeyEnv = "CALLFLEET_STREAM_TOKEN_KEY"
 
+// TokenRootKeyEnv holds the manager's root key for a gateway the operator
+// runs (see Options.TokenRootKey).
+const TokenRootKeyEnv = "CALLFLEET_STREAM_TOKEN_ROOT_KEY"
+
 // Options configure a Gateway. Namespace and TokenKey are required.
 type Options struct {
 	// Namespace whose Calls this gateway serves; tokens for other namespaces
@@ -52,6 +56,12 @@ type Options struct {
 	// TokenKey verifies ws_url tokens (streamtoken.Sign's key). Ignored when
 	// TokenKeyFile is set.
 	TokenKey []byte
+	// TokenRootKey, when set, is the manager's root key, from which the
+	// gateway derives its endpoint's key (streamtoken.DeriveKey with
+	// Namespace and Endpoint). Only for gateways the operator runs (the demo,
+	// a trusted external handler): a pod callfleet makes gets the derived key
+	// alone, in TokenKeyFile.
+	TokenRootKey []byte
 	// TokenKeyFile, when set, is the mounted Secret's key file; the key
 	// "previous" beside it verifies too (a rotation's overlap). Both are
 	// reread every KeyReloadInterval while Run runs.
@@ -102,6 +112,16 @@ type Options struct {
 func (o *Options) defaults() error {
 	if o.Namespace == "" {
 		return errors.New("gateway: namespace is required")
+	}
+	if len(o.TokenRootKey) > 0 {
+		if o.Endpoint == "" {
+			return errors.New("gateway: a root token key needs the endpoint name to derive the endpoint's key")
+		}
+		k, err := streamtoken.DeriveKey(o.TokenRootKey, o.Namespace, o.Endpoint)
+		if err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		o.TokenKey, o.TokenRootKey = k, nil
 	}
 	if o.TokenKeyFile == "" && len(o.TokenKey) < streamtoken.MinKeyLen {
 		return fmt.Errorf("gateway: stream token key is %d bytes, want at least %d", len(o.TokenKey), streamtoken.MinKeyLen)

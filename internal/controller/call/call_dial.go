@@ -343,7 +343,12 @@ func (r *Reconciler) streamURL(call *voicev1alpha1.Call, base string, n int32) (
 	shown := u.String()
 	// The platform connects at answer; the token must outlive the ring.
 	ttl := time.Duration(call.Spec.RingTimeoutSeconds)*time.Second + 5*time.Minute
-	tok, err := streamtoken.Sign(r.TokenKey, streamtoken.Claims{Namespace: call.Namespace, Call: call.Name, Attempt: n, Expires: r.Now().Add(ttl)})
+	// Signed with the endpoint's own key: its gateway holds that alone.
+	key, err := streamtoken.DeriveKey(r.TokenKey, call.Namespace, call.Spec.StreamEndpointRef.Name)
+	if err != nil {
+		return "", "", err
+	}
+	tok, err := streamtoken.Sign(key, streamtoken.Claims{Namespace: call.Namespace, Call: call.Name, Attempt: n, Expires: r.Now().Add(ttl)})
 	if err != nil {
 		return "", "", err
 	}

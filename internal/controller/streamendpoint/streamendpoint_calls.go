@@ -99,12 +99,8 @@ func (r *Reconciler) countActiveStreams(ctx context.Context, ep *voicev1alpha1.S
 // that starts or stops draining changes its Deployment's status, which is
 // watched.
 func (r *Reconciler) listPods(ctx context.Context, ep *voicev1alpha1.StreamEndpoint) ([]corev1.Pod, error) {
-	reader := r.APIReader
-	if reader == nil {
-		reader = r.Client
-	}
 	var pods corev1.PodList
-	if err := reader.List(ctx, &pods, client.InNamespace(ep.Namespace), client.MatchingLabels(selectorLabels(ep))); err != nil {
+	if err := r.reader().List(ctx, &pods, client.InNamespace(ep.Namespace), client.MatchingLabels(selectorLabels(ep))); err != nil {
 		return nil, fmt.Errorf("listing the endpoint's pods: %w", err)
 	}
 	return pods.Items, nil

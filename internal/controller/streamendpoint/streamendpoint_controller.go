@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+	"github.com/callfleet/callfleet/internal/streamtoken"
 )
 
 // ControllerName names the controller in logs, metrics and as the reporting
@@ -47,6 +48,10 @@ type Reconciler struct {
 	// GatewayImage is the gateway image for endpoints that do not set
 	// spec.gateway.image (the manager's --gateway-image).
 	GatewayImage string
+	// StreamTokenKeys are the manager's root stream token keys: the one it
+	// signs with, then (during a rotation) the other one gateways accept.
+	// Each endpoint's gateway gets keys derived from them, never these.
+	StreamTokenKeys streamtoken.Keys
 	// APIReader lists the endpoint's pods straight from the apiserver (their
 	// readiness and whether they are draining), so the manager caches no
 	// Pods; Client when nil.
@@ -80,6 +85,7 @@ type phase func(ctx context.Context, s *scope) (ctrl.Result, error)
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=core,resources=pods,verbs=list
+// +kubebuilder:rbac:groups=core,resources=secrets,verbs=get;create;update;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=core,resources=events,verbs=create;patch
@@ -119,6 +125,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	return r.runPhases(ctx, s,
 		r.preflightManaged,
 		r.reconcileGatewayAccess,
+		r.reconcileStreamKey,
 		r.reconcileDeployment,
 		r.reconcileDisruptionBudget,
 		r.reconcileService,
@@ -242,7 +249,7 @@ func (r *Reconciler) deleteManagedChildren(ctx context.Context, s *scope) (ctrl.
 	ep := s.endpoint
 	named := metav1.ObjectMeta{Name: ep.Name, Namespace: ep.Namespace}
 	access := metav1.ObjectMeta{Name: gatewayAccessName(ep), Namespace: ep.Namespace}
-	return ctrl.Result{}, r.deleteOwned(ctx, s,
+	return ctrl.Result{}, kerrors.NewAggregate([]error{r.deleteOwnedSecret(ctx, s), r.deleteOwned(ctx, s,
 		&networkingv1.Ingress{ObjectMeta: named},
 		&corev1.Service{ObjectMeta: named},
 		&policyv1.PodDisruptionBudget{ObjectMeta: named},
@@ -250,7 +257,7 @@ func (r *Reconciler) deleteManagedChildren(ctx context.Context, s *scope) (ctrl.
 		&rbacv1.RoleBinding{ObjectMeta: access},
 		&rbacv1.Role{ObjectMeta: access},
 		&corev1.ServiceAccount{ObjectMeta: access},
-	)
+	)})
 }
 
 // reconcileHealth checks the external handler's health URL.

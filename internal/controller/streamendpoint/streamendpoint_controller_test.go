@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+	"github.com/callfleet/callfleet/internal/streamtoken"
 )
 
 func container(spec corev1.PodSpec, name string) *corev1.Container {
@@ -197,7 +198,7 @@ func TestDeploymentRunsBotAndGateway(t *testing.T) {
 	}
 	secret := vols["stream-token"].Secret
 	// The whole Secret: "previous" appears beside "key" during a rotation.
-	check(secret != nil && secret.SecretName == "callfleet-stream-token" && len(secret.Items) == 0, "stream-token volume %+v", vols["stream-token"])
+	check(secret != nil && secret.SecretName == "support-bot-stream-token" && len(secret.Items) == 0, "stream-token volume %+v", vols["stream-token"])
 	check(vols["tmp"].EmptyDir != nil, "tmp volume %+v, want emptyDir", vols["tmp"])
 	projected := vols["kube-api-access"].Projected
 	check(projected != nil && slices.ContainsFunc(projected.Sources, func(s corev1.VolumeProjection) bool { return s.ServiceAccountToken != nil }),
@@ -995,7 +996,7 @@ func TestSteadyStateReconcileWritesNothing(t *testing.T) {
 	waitForEvent(t, ns, "bot", "Created")
 
 	c := &countingClient{Client: mgr.GetClient()}
-	r := &Reconciler{Client: c, APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), GatewayImage: testGatewayImage}
+	r := &Reconciler{Client: c, APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), GatewayImage: testGatewayImage, StreamTokenKeys: streamtoken.Keys{testRootKey}}
 	req := ctrl.Request{NamespacedName: key(ns, "bot")}
 	reconcileOnce := func() (int32, error) {
 		c.writes.Store(0)

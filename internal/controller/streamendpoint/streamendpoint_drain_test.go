@@ -1,11 +1,16 @@
 package streamendpoint
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"maps"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+	"github.com/callfleet/callfleet/internal/streamtoken"
 )
 
 // TestPodTemplateDrainsCalls: the pod template lets a stopping pod keep its
@@ -230,5 +236,94 @@ func touch(t *testing.T, ep *voicev1alpha1.StreamEndpoint) {
 	cur.Annotations["test.callfleet.dev/touch"] = fmt.Sprint(time.Now().UnixNano())
 	if err := k8s.Patch(context.Background(), cur, client.MergeFrom(base)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHealthURLOnLoopbackRefused: an external endpoint whose health URL
+// points at the manager's loopback (etcd, say) rather than at its handler
+// stalls, and the controller never sends it a request.
+func TestHealthURLOnLoopbackRefused(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	hits := &atomic.Int32{}
+	probe := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		_, _ = w.Write([]byte(`{"etcdserver":"3.6.16"}`))
+	}))
+	t.Cleanup(probe.Close)
+	ep := externalEndpoint(ns, "scanner", probe.URL+"/version", func(ep *voicev1alpha1.StreamEndpoint) {
+		ep.Spec.PublicURL = "wss://bots.example.com/stream"
+	})
+	create(t, ep)
+	got := waitForCondition(t, ep, voicev1alpha1.ConditionStalled, metav1.ConditionTrue, ReasonHealthURLNotAllowed)
+	if err := hasCondition(got, voicev1alpha1.ConditionReady, metav1.ConditionFalse, ReasonHealthURLNotAllowed); err != nil {
+		t.Error(err)
+	}
+	for _, c := range got.Status.Conditions {
+		if strings.Contains(c.Message, "etcd") || strings.Contains(c.Message, "200") {
+			t.Errorf("condition %s echoes the response: %q", c.Type, c.Message)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the controller sent %d requests to the refused health URL", n)
+	}
+	if got.Status.Capacity != 0 || got.Status.FreeSlots != 0 {
+		t.Errorf("capacity %d free %d for a stalled endpoint", got.Status.Capacity, got.Status.FreeSlots)
+	}
+}
+
+// TestEndpointGetsItsOwnDerivedKey: the gateway's Secret holds the key
+// derived for this namespace and endpoint, never the manager's root, and
+// only the gateway container mounts it.
+func TestEndpointGetsItsOwnDerivedKey(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	create(t, managedEndpoint(ns, "bot"))
+	dep := waitForDeployment(t, ns, "bot", nil)
+	sec := &corev1.Secret{}
+	eventually(t, func() error { return k8s.Get(context.Background(), key(ns, "bot-stream-token"), sec) })
+	want, err := streamtoken.DeriveKey(testRootKey, ns, "bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sec.Data) != 1 || !bytes.Equal(sec.Data["key"], want) {
+		t.Errorf("Secret data keys %v: want only the derived key", slices.Collect(maps.Keys(sec.Data)))
+	}
+	for name, v := range sec.Data {
+		if bytes.Contains(v, testRootKey) {
+			t.Errorf("Secret key %s holds the root key", name)
+		}
+	}
+	other, _ := streamtoken.DeriveKey(testRootKey, "another-namespace", "bot")
+	if bytes.Equal(want, other) {
+		t.Error("two namespaces share a key")
+	}
+	if sec.Labels[LabelStreamEndpoint] != "bot" || len(sec.OwnerReferences) != 1 || sec.OwnerReferences[0].Kind != "StreamEndpoint" {
+		t.Errorf("Secret labels %v owners %+v", sec.Labels, sec.OwnerReferences)
+	}
+	for _, c := range dep.Spec.Template.Spec.Containers {
+		mounts := slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == "stream-token" })
+		if mounts != (c.Name == ContainerGateway) {
+			t.Errorf("container %s mounts the key: %v", c.Name, mounts)
+		}
+	}
+}
+
+func TestStreamKeyDataDuringRotation(t *testing.T) {
+	ep := &voicev1alpha1.StreamEndpoint{}
+	ep.Namespace, ep.Name = "tenant", "bots"
+	cur := bytes.Repeat([]byte("c"), 32)
+	prev := bytes.Repeat([]byte("p"), 32)
+	data, err := streamKeyData(streamtoken.Keys{cur, prev}, ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCur, _ := streamtoken.DeriveKey(cur, "tenant", "bots")
+	wantPrev, _ := streamtoken.DeriveKey(prev, "tenant", "bots")
+	if len(data) != 2 || !bytes.Equal(data["key"], wantCur) || !bytes.Equal(data["previous"], wantPrev) {
+		t.Errorf("data %v", slices.Collect(maps.Keys(data)))
+	}
+	if _, err := streamKeyData(streamtoken.Keys{[]byte("short")}, ep); err == nil {
+		t.Error("a short root key was accepted")
 	}
 }

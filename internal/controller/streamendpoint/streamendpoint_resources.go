@@ -42,11 +42,8 @@ const (
 	// ContainerGateway is callfleet's stream gateway container.
 	ContainerGateway = "gateway"
 
-	// StreamTokenSecretName is the Secret in the endpoint's namespace holding
-	// the key (under StreamTokenSecretKey) the gateway verifies ws_url tokens
-	// with. It must hold the key the manager signs them with.
-	StreamTokenSecretName = "callfleet-stream-token"
-	// StreamTokenSecretKey is the key of StreamTokenSecretName.
+	// StreamTokenSecretKey is the key, in the endpoint's "<name>-stream-token"
+	// Secret, of the key its gateway verifies ws_url tokens with.
 	StreamTokenSecretKey = "key"
 
 	portNameBot     = "bot"
@@ -242,7 +239,7 @@ func podSpec(ep *voicev1alpha1.StreamEndpoint, gatewayImage string) corev1.PodSp
 			// The whole Secret: during a rotation its key "previous" sits
 			// beside "key", and the gateway verifies with both.
 			VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-				SecretName:  StreamTokenSecretName,
+				SecretName:  streamKeySecretName(ep),
 				DefaultMode: ptr.To[int32](volumeDefaultMode),
 			}},
 		},

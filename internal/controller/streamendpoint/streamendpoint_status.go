@@ -45,6 +45,9 @@ const (
 	ReasonInvalidSpec = "InvalidSpec"
 	// ReasonMissingPublicURL: external mode without spec.publicURL.
 	ReasonMissingPublicURL = "MissingPublicURL"
+	// ReasonMissingStreamKey: the manager has no stream token key to derive
+	// the endpoint's from.
+	ReasonMissingStreamKey = "MissingStreamKey"
 	// ReasonHealthURLNotAllowed: spec.external.healthURL points somewhere
 	// other than the handler (publicURL's host or a Service of the namespace).
 	ReasonHealthURLNotAllowed = "HealthURLNotAllowed"

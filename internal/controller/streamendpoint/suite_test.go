@@ -21,6 +21,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+	"github.com/callfleet/callfleet/internal/streamtoken"
 	"github.com/callfleet/callfleet/internal/testenv"
 )
 
@@ -40,6 +41,9 @@ var (
 	// mgr runs the Reconciler under test.
 	mgr ctrl.Manager
 )
+
+// testRootKey is the manager's root stream token key in these tests.
+var testRootKey = []byte("root-key-of-the-test-manager-0123456789")
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -73,10 +77,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	r := &Reconciler{
-		Client:       mgr.GetClient(),
-		APIReader:    mgr.GetAPIReader(),
-		Scheme:       mgr.GetScheme(),
-		GatewayImage: testGatewayImage,
+		Client:          mgr.GetClient(),
+		APIReader:       mgr.GetAPIReader(),
+		StreamTokenKeys: streamtoken.Keys{testRootKey},
+		Scheme:          mgr.GetScheme(),
+		GatewayImage:    testGatewayImage,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, "setting up the controller:", err)
