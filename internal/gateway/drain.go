@@ -134,10 +134,24 @@ func (g *Gateway) inGoodbye() bool {
 // goodbye ends the call politely: the goodbye audio (if any) then a hangup,
 // in one PCMO so Piopiy plays the one before doing the other. Piopiy then
 // ends the call and closes the socket itself.
+//
+// A call bridged to a human (or whose bridge is ringing the agent) is not
+// hung up: only this socket's streaming stops, and the person goes on with
+// the agent. A handoff still waiting for an agent has no bridge to carry it
+// without this socket, so that call gets the goodbye like the others.
 func (s *session) goodbye(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended() || s.ctl.hangupSent {
+		return
+	}
+	if s.ctl.bridged != "" || (s.ctl.handoffOn && len(s.ctl.bridges) > 0) {
+		if s.ctl.state == voicev1alpha1.StreamStopped {
+			return
+		}
+		if err := s.stopLocked(ctx, "gateway draining: streaming ended, the handoff goes on"); err != nil {
+			s.log.Error(err, "drain stop")
+		}
 		return
 	}
 	var p piopiy.PCMO

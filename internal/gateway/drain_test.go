@@ -488,3 +488,50 @@ func TestReplayedStreamURLRefused(t *testing.T) {
 		return resp != nil && gw.counter(t, "callfleet_gateway_stream_rejections_total", map[string]string{"reason": "attempt_ended"}) > 0
 	})
 }
+
+// TestDrainLeavesBridgedCallsUp: a call handed off to a human (the AI
+// kept listening) is not hung up by the drain: its stream stops, and the
+// person goes on talking to the agent.
+func TestDrainLeavesBridgedCallsUp(t *testing.T) {
+	t.Parallel()
+	g, err := startGateway(bots.url, func(o *gateway.RunOptions) {
+		o.PodName = "gw-drain-handoff"
+		o.ShutdownDrain = 2 * time.Second
+		o.GoodbyeLead = time.Second
+		o.GoodbyeURL = "https://audio.example.com/goodbye.wav"
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.stop()
+	c := newCall(t, "e2e-drain-bridged", func(c *voicev1alpha1.Call) {
+		c.Spec.Handoff = &voicev1alpha1.CallHandoff{AgentPoolRef: voicev1alpha1.LocalRef{Name: "no-such-pool"}, Requested: true, KeepStreaming: true}
+	})
+	id := dial(t, c, streamURL(t, g.url, ns, c.Name, 1, time.Now().Add(10*time.Minute)))
+	bots.wait(t, c.Name)
+	waitStatus(t, c.Name, "Connected", connected)
+	setHandoff(t, c.Name, func(h *voicev1alpha1.CallHandoffStatus) {
+		h.Phase, h.Source, h.Agent, h.Number = voicev1alpha1.HandoffRinging, "Spec", "bob", agentNum
+	})
+	waitSim(t, id, "bridged", func(c sim.CallRecord, _ sim.StreamRecord) bool { return len(c.Bridges) == 1 && c.Bridges[0].Answered })
+	waitStatus(t, c.Name, "bridgeSentTime", func(c *voicev1alpha1.Call) bool { return c.Status.Handoff.BridgeSentTime != nil })
+	setHandoff(t, c.Name, func(h *voicev1alpha1.CallHandoffStatus) { h.Phase = voicev1alpha1.HandoffBridged })
+	waitStatus(t, c.Name, "monitoring", func(c *voicev1alpha1.Call) bool { return c.Status.Stream.Monitoring })
+
+	if err := g.stop(); err != nil {
+		t.Fatalf("gateway: %v", err)
+	}
+	rec := waitSim(t, id, "stream stopped", func(_ sim.CallRecord, s sim.StreamRecord) bool { return s.StoppedAt != nil && s.DisconnectedAt != nil })
+	if rec.State == "ended" {
+		t.Errorf("the drain ended a bridged call (cause %q)", rec.HangupCause)
+	}
+	for _, p := range rec.Plays {
+		if p.Source == "socket" {
+			t.Errorf("the drain sent %s to a bridged call", p.Action)
+		}
+	}
+	if st := getCall(t, c.Name).Status.Stream; st.State != voicev1alpha1.StreamPhaseStopped || st.HangupSent {
+		t.Errorf("status.stream %+v", st)
+	}
+	hangupAtSim(t, id)
+}

@@ -142,9 +142,6 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cannot read the call", http.StatusInternalServerError)
 		return
 	}
-	if rej == nil {
-		rej = checkSingleUse(call, claims.Attempt)
-	}
 	if rej != nil {
 		g.refuse(w, log, rej)
 		return
@@ -163,6 +160,12 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer g.reg.remove(key)
+	// After the reservation, so that a second socket while the first is
+	// open here is the more telling duplicate.
+	if rej := checkSingleUse(call, claims.Attempt); rej != nil {
+		g.refuse(w, log, rej)
+		return
+	}
 
 	// The bot first: if it is not there, Piopiy gets a 503 (and reports the
 	// stream failed) rather than a socket that goes nowhere.
