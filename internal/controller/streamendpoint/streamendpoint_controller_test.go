@@ -731,7 +731,8 @@ func TestExternalWithoutPublicURLStalls(t *testing.T) {
 	ns := newNamespace(t)
 	code := &atomic.Int32{}
 	code.Store(http.StatusOK)
-	ep := externalEndpoint(ns, "bot", healthServer(t, code).URL, func(ep *voicev1alpha1.StreamEndpoint) { ep.Spec.PublicURL = "" })
+	health := healthServer(t, code).URL
+	ep := externalEndpoint(ns, "bot", health, func(ep *voicev1alpha1.StreamEndpoint) { ep.Spec.PublicURL = "" })
 	create(t, ep)
 
 	got := waitForCondition(t, ep, voicev1alpha1.ConditionStalled, metav1.ConditionTrue, ReasonMissingPublicURL)
@@ -747,7 +748,7 @@ func TestExternalWithoutPublicURLStalls(t *testing.T) {
 	waitForEvent(t, ns, "bot", ReasonMissingPublicURL)
 
 	// Fixing the spec clears the stall.
-	update(t, ep, func(ep *voicev1alpha1.StreamEndpoint) { ep.Spec.PublicURL = "ws://bots.example.com/" })
+	update(t, ep, func(ep *voicev1alpha1.StreamEndpoint) { ep.Spec.PublicURL = "ws" + strings.TrimPrefix(health, "http") + "/" })
 	got = waitForCondition(t, ep, voicev1alpha1.ConditionReady, metav1.ConditionTrue, ReasonHealthCheckSucceeded)
 	if c := meta.FindStatusCondition(got.Status.Conditions, voicev1alpha1.ConditionStalled); c != nil {
 		t.Errorf("still Stalled after the fix: %+v", c)
