@@ -21,6 +21,7 @@ import (
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
 	"github.com/callfleet/callfleet/internal/gateway"
 	"github.com/callfleet/callfleet/internal/sim"
+	"github.com/callfleet/callfleet/internal/streamtoken"
 )
 
 // hangupAtSim ends a call from the callee's side, as a person putting the
@@ -533,5 +534,51 @@ func TestDrainLeavesBridgedCallsUp(t *testing.T) {
 	if st := getCall(t, c.Name).Status.Stream; st.State != voicev1alpha1.StreamPhaseStopped || st.HangupSent {
 		t.Errorf("status.stream %+v", st)
 	}
+	hangupAtSim(t, id)
+}
+
+// TestTokenFromAnotherNamespaceRefused: gateways hold only their own
+// endpoint's derived key, so a tenant of another namespace, holding its own
+// key, cannot mint a ws_url for a Call here, even naming it correctly.
+func TestTokenFromAnotherNamespaceRefused(t *testing.T) {
+	t.Parallel()
+	root := make([]byte, 32)
+	_, _ = rand.Read(root)
+	g, err := startGateway(bots.url, func(o *gateway.RunOptions) {
+		o.PodName = "gw-derived-0"
+		o.TokenKey = nil
+		o.TokenRootKey = root // the gateway derives (ns, endpoint)'s key
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.stop()
+	c := newCall(t, "e2e-cross-tenant", nil)
+	later := time.Now().Add(10 * time.Minute)
+	attackerKey, err := streamtoken.DeriveKey(root, "tenant-a", endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, k := range map[string][]byte{"namespace A's key": attackerKey, "the root itself": root} {
+		conn, resp, err := websocket.Dial(context.Background(), signedURL(t, k, g.url, ns, c.Name, 1, later), nil)
+		if err == nil {
+			_ = conn.CloseNow()
+			t.Fatalf("%s: upgraded", name)
+		}
+		if resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s: %v (%v), want 401", name, resp, err)
+		}
+	}
+	if v := g.counter(t, "callfleet_gateway_stream_rejections_total", map[string]string{"reason": "bad_signature"}); v != 2 {
+		t.Errorf("bad_signature rejections %v, want 2", v)
+	}
+	// The Call controller's token (signed with this endpoint's key) works.
+	own, err := streamtoken.DeriveKey(root, ns, endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := dial(t, c, signedURL(t, own, g.url, ns, c.Name, 1, later))
+	bots.wait(t, c.Name)
+	waitStatus(t, c.Name, "Connected", connected)
 	hangupAtSim(t, id)
 }
