@@ -748,7 +748,9 @@ func TestExternalWithoutPublicURLStalls(t *testing.T) {
 	waitForEvent(t, ns, "bot", ReasonMissingPublicURL)
 
 	// Fixing the spec clears the stall.
-	update(t, ep, func(ep *voicev1alpha1.StreamEndpoint) { ep.Spec.PublicURL = "ws" + strings.TrimPrefix(health, "http") + "/" })
+	update(t, ep, func(ep *voicev1alpha1.StreamEndpoint) {
+		ep.Spec.PublicURL = "ws" + strings.TrimPrefix(health, "http") + "/"
+	})
 	got = waitForCondition(t, ep, voicev1alpha1.ConditionReady, metav1.ConditionTrue, ReasonHealthCheckSucceeded)
 	if c := meta.FindStatusCondition(got.Status.Conditions, voicev1alpha1.ConditionStalled); c != nil {
 		t.Errorf("still Stalled after the fix: %+v", c)
