@@ -451,6 +451,11 @@ type CallStreamStatus struct {
 	// pod is the gateway pod holding the socket.
 	// +optional
 	Pod string `json:"pod,omitempty"`
+	// attempt is the number of the attempt whose socket this is: a ws_url
+	// is good for one socket, so a gateway refuses another for an attempt
+	// that already connected.
+	// +optional
+	Attempt int32 `json:"attempt,omitempty"`
 	// connectedTime is when the socket opened.
 	// +optional
 	ConnectedTime *metav1.Time `json:"connectedTime,omitempty"`

@@ -74,6 +74,45 @@ type StreamEndpointSpec struct {
 	// made and the endpoint is Ready while healthURL answers 2xx.
 	// +optional
 	External *ExternalEndpoint `json:"external,omitempty"`
+
+	// drain says how a pod that is being stopped (scale-down, rollout, node
+	// drain) lets its live calls end before it exits.
+	// +optional
+	// +kubebuilder:default={}
+	Drain DrainPolicy `json:"drain,omitempty"`
+}
+
+// DrainPolicy is how a stopping pod ends its calls: it stops taking new
+// streams at once, keeps its live calls until they end on their own or the
+// grace period is nearly over, then ends the rest politely (the goodbye audio,
+// then a hangup) instead of cutting the socket.
+// +kubebuilder:validation:XValidation:rule="!has(self.gracePeriodSeconds) || self.gracePeriodSeconds == 0 || !has(self.goodbyeSeconds) || self.goodbyeSeconds < self.gracePeriodSeconds",message="goodbyeSeconds must be shorter than gracePeriodSeconds: the goodbye is played inside the grace period"
+type DrainPolicy struct {
+	// gracePeriodSeconds is how long a stopping pod keeps its live calls.
+	// Unset: 600, the maximum duration a Call gets by default (a call placed
+	// just before the pod stopped can then still end on its own); set it to
+	// the spec.maxDurationSeconds of your longest Calls. Capped at 7200, the
+	// longest a Call can last. The pod's terminationGracePeriodSeconds is
+	// this plus 30 s for the final status writes.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=7200
+	GracePeriodSeconds *int32 `json:"gracePeriodSeconds,omitempty"`
+	// goodbyeURL is an audio file (http or https) played to callers still on
+	// the line when the grace period is nearly over, before the hangup.
+	// Unset: the call is hung up without a message.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^https?://[^\s]+$`
+	GoodbyeURL string `json:"goodbyeURL,omitempty"`
+	// goodbyeSeconds is how long before the end of the grace period the
+	// goodbye (or the bare hangup) is sent: the length of the goodbye audio
+	// plus a little.
+	// +optional
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=300
+	GoodbyeSeconds int32 `json:"goodbyeSeconds,omitempty"`
 }
 
 // AudioDefaults are the stream defaults of an endpoint.
@@ -118,6 +157,15 @@ type GatewaySpec struct {
 	// +kubebuilder:validation:Minimum=1024
 	// +kubebuilder:validation:Maximum=65535
 	Port int32 `json:"port,omitempty"`
+	// botReconnectSeconds is how long the gateway tries to reopen the bot's
+	// socket when it drops mid-call (the bot container restarting), dropping
+	// the caller's audio meanwhile, before it ends the call. 0 ends the call
+	// at once.
+	// +optional
+	// +kubebuilder:default=30
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=600
+	BotReconnectSeconds *int32 `json:"botReconnectSeconds,omitempty"`
 }
 
 // ExternalEndpoint is a handler callfleet does not run.
@@ -150,11 +198,43 @@ type StreamEndpointStatus struct {
 	// activeStreams is the number of Calls streaming to this endpoint now.
 	// +optional
 	ActiveStreams int32 `json:"activeStreams,omitempty"`
+	// freeSlots is how many more calls the endpoint takes now: on each ready
+	// pod that is not draining, maxStreamsPerReplica minus its live streams
+	// (external mode: capacity minus activeStreams). Pacing (Campaigns)
+	// should start no more calls than this.
+	// +optional
+	FreeSlots int32 `json:"freeSlots,omitempty"`
+	// drainingReplicas is the number of pods stopping while they let their
+	// live calls end; they take no new calls.
+	// +optional
+	DrainingReplicas int32 `json:"drainingReplicas,omitempty"`
+	// pods is the load of each of the endpoint's pods.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=1000
+	Pods []EndpointPodStatus `json:"pods,omitempty"`
 	// conditions: Ready, Reconciling, Stalled.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// EndpointPodStatus is one pod of an endpoint and the calls it holds.
+type EndpointPodStatus struct {
+	// name of the pod.
+	// +required
+	Name string `json:"name"`
+	// ready: the pod passes its readiness checks and takes new calls.
+	// +optional
+	Ready bool `json:"ready,omitempty"`
+	// draining: the pod is stopping and takes no new calls.
+	// +optional
+	Draining bool `json:"draining,omitempty"`
+	// activeStreams is the number of Calls whose stream this pod holds.
+	// +optional
+	ActiveStreams int32 `json:"activeStreams,omitempty"`
 }
 
 // +kubebuilder:object:root=true
@@ -165,6 +245,8 @@ type StreamEndpointStatus struct {
 // +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.readyReplicas`
 // +kubebuilder:printcolumn:name="Active",type=integer,JSONPath=`.status.activeStreams`
 // +kubebuilder:printcolumn:name="Capacity",type=integer,JSONPath=`.status.capacity`
+// +kubebuilder:printcolumn:name="Free",type=integer,JSONPath=`.status.freeSlots`
+// +kubebuilder:printcolumn:name="Draining",type=integer,JSONPath=`.status.drainingReplicas`,priority=1
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 

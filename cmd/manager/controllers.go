@@ -26,9 +26,11 @@ type piopiyDeps struct {
 // setupOtherControllers registers the controllers besides Call's.
 func setupOtherControllers(ctx context.Context, mgr ctrl.Manager, o options, pio piopiyDeps) error {
 	endpoints := &streamendpoint.Reconciler{
-		Client:       mgr.GetClient(),
-		Scheme:       mgr.GetScheme(),
-		GatewayImage: o.gatewayImage,
+		Client:          mgr.GetClient(),
+		APIReader:       mgr.GetAPIReader(),
+		Scheme:          mgr.GetScheme(),
+		GatewayImage:    o.gatewayImage,
+		StreamTokenKeys: o.streamKeys,
 	}
 	if err := endpoints.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up StreamEndpoint controller: %w", err)

@@ -29,6 +29,7 @@ import (
 	"github.com/callfleet/callfleet/internal/account"
 	"github.com/callfleet/callfleet/internal/controller/call"
 	"github.com/callfleet/callfleet/internal/scheme"
+	"github.com/callfleet/callfleet/internal/streamtoken"
 	"github.com/callfleet/callfleet/internal/webhook"
 	"github.com/callfleet/callfleet/pkg/piopiy"
 	piopiyv3 "github.com/callfleet/callfleet/pkg/piopiy/v3"
@@ -50,6 +51,9 @@ type options struct {
 	callWorkers                         int
 	gatewayImage                        string
 	notify                              *notifyFlags
+	// streamKeys: the signing root key, then the one gateways also accept
+	// during a rotation ("previous" beside --stream-token-key-file).
+	streamKeys streamtoken.Keys
 }
 
 func main() {
@@ -94,6 +98,14 @@ func run(ctx context.Context, o options) error {
 	streamKey, err := secretValue(o.streamKeyFile, "CALLFLEET_STREAM_TOKEN_KEY")
 	if err != nil {
 		return fmt.Errorf("stream token key: %w", err)
+	}
+	o.streamKeys = streamtoken.Keys{streamKey}
+	if o.streamKeyFile != "" {
+		kf, err := streamtoken.LoadKeyFile(o.streamKeyFile)
+		if err != nil {
+			return fmt.Errorf("stream token key: %w", err)
+		}
+		o.streamKeys = kf.Keys()
 	}
 	var defaultAccount types.NamespacedName
 	if o.defaultAccount != "" {

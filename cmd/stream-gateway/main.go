@@ -37,14 +37,19 @@ func run() error {
 	fs.StringVar(&o.Endpoint, "endpoint", "", "StreamEndpoint this gateway serves: Calls referencing another are refused (empty: any)")
 	fs.StringVar(&o.PublicURL, "public-url", "", "ws(s) URL Piopiy reaches this gateway at; Calls whose spec.stream.url is under it are served too")
 	fs.StringVar(&o.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "namespace whose Calls are served (default $POD_NAMESPACE)")
-	fs.StringVar(&keyFile, "token-key-file", "", "file with the stream token key (default: $"+gateway.TokenKeyEnv+")")
+	fs.StringVar(&keyFile, "token-key-file", "", "file with this endpoint's stream token key, and \"previous\" beside it during a rotation (default: $"+gateway.TokenKeyEnv+"; $"+gateway.TokenRootKeyEnv+" holds the manager's root key instead, for a gateway the operator runs)")
 	fs.StringVar(&monKeyFile, "monitor-key-file", "", "file with the console's monitor token key, which opens listen-in sockets (default: $"+gateway.MonitorKeyEnv+"; neither: monitoring off)")
 	fs.StringVar(&o.PodName, "pod-name", podName(), "reported in status.stream.pod (default $POD_NAME, else the hostname)")
 	fs.StringVar(&o.DefaultFrom, "default-from", os.Getenv("CALLFLEET_DEFAULT_FROM"), "caller id for handoff bridges of Calls without spec.from (default $CALLFLEET_DEFAULT_FROM)")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":9090", "Prometheus metrics address (\"0\" disables)")
 	fs.IntVar(&o.MaxBufferedFrames, "max-buffered-frames", gateway.DefaultMaxBufferedFrames, "audio frames buffered for a slow bot before the oldest is dropped")
 	fs.DurationVar(&o.PingInterval, "ping-interval", gateway.DefaultPingInterval, "ping both sockets this often; one silent for as long again is closed")
-	fs.DurationVar(&o.ShutdownDrain, "shutdown-drain", 0, "on SIGTERM, wait this long for streams to end before closing them with 1001")
+	fs.DurationVar(&o.ShutdownDrain, "shutdown-drain", 0, "on SIGTERM (or GET "+gateway.DrainPath+" on the metrics port), keep live calls this long, taking no new one, then hang up the rest politely")
+	fs.StringVar(&o.GoodbyeURL, "goodbye-url", "", "audio file played to calls still up at the end of the drain, before the hangup")
+	fs.DurationVar(&o.GoodbyeLead, "goodbye-lead", gateway.DefaultGoodbyeLead, "send the goodbye and hangup this long before the end of --shutdown-drain")
+	fs.IntVar(&o.MaxStreams, "max-streams", 0, "streams this pod takes at once; one more is refused with 503 at_capacity (0: no limit)")
+	fs.DurationVar(&o.BotReconnect, "bot-reconnect", 0, "when the bot's socket drops mid-call, try this long to open it again (start frame marked resumed) before ending the call (0: end at once)")
+	fs.DurationVar(&o.KeyReloadInterval, "token-key-reload-interval", gateway.DefaultKeyReloadInterval, "reread --token-key-file (and \"previous\" beside it) this often")
 	fs.StringVar(&o.TLSCertFile, "tls-cert-file", "", "serve wss:// with this certificate (usually TLS ends at the Ingress)")
 	fs.StringVar(&o.TLSKeyFile, "tls-key-file", "", "key of --tls-cert-file")
 	zapOpts := zap.Options{Development: false}
@@ -62,7 +67,15 @@ func run() error {
 		return fmt.Errorf("--tls-cert-file and --tls-key-file go together")
 	}
 	var err error
-	if o.TokenKey, err = gateway.LoadTokenKey(keyFile); err != nil {
+	if root := os.Getenv(gateway.TokenRootKeyEnv); root != "" {
+		// A gateway the operator runs (the demo, an external handler):
+		// it derives its endpoint's key as the manager does.
+		o.TokenRootKey = []byte(root)
+	} else if keyFile != "" {
+		// Reread while running: a rotated Secret takes effect without a
+		// restart, and its "previous" key keeps verifying meanwhile.
+		o.TokenKeyFile = keyFile
+	} else if o.TokenKey, err = gateway.LoadTokenKey(""); err != nil {
 		return err
 	}
 	if o.MonitorKey, err = gateway.LoadMonitorKey(monKeyFile); err != nil {

@@ -47,7 +47,7 @@ func (g *Gateway) verifyToken(q url.Values) (streamtoken.Claims, *rejection) {
 	if tok == "" {
 		return streamtoken.Claims{}, reject(http.StatusUnauthorized, rejectMissing)
 	}
-	c, err := streamtoken.Verify(g.opts.TokenKey, tok, g.opts.Now())
+	c, err := g.tokenKeys().Verify(tok, g.opts.Now())
 	switch {
 	case errors.Is(err, streamtoken.ErrExpired):
 		return c, reject(http.StatusForbidden, rejectExpired)

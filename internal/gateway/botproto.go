@@ -18,6 +18,9 @@ type StartMessage struct {
 	Variables  map[string]string `json:"variables"` // never null
 	SampleRate int               `json:"sampleRate"`
 	ListenMode string            `json:"listenMode"`
+	// Resumed is true on a bot socket the gateway opened again mid-call
+	// (the previous one dropped): the call is already under way.
+	Resumed bool `json:"resumed,omitempty"`
 }
 
 // Event is a JSON event the gateway sends a bot after start: paused, resumed,

@@ -202,6 +202,7 @@ type testBot struct {
 
 	mu    sync.Mutex
 	conns map[string]chan *botConn // by namespace/name
+	all   []*websocket.Conn
 }
 
 type botConn struct {
@@ -225,6 +226,29 @@ func newTestBot() *testBot {
 	return b
 }
 
+// newTestBotOn is a test bot serving on ln: a bot process started again on
+// the address of one that was killed.
+func newTestBotOn(ln net.Listener) *testBot {
+	b := &testBot{conns: map[string]chan *botConn{}}
+	b.srv = httptest.NewUnstartedServer(http.HandlerFunc(b.serve))
+	_ = b.srv.Listener.Close()
+	b.srv.Listener = ln
+	b.srv.Start()
+	b.url = "ws" + strings.TrimPrefix(b.srv.URL, "http") + "/"
+	return b
+}
+
+// kill ends the bot as a crash does: its sockets drop without a close
+// frame and nothing listens any more.
+func (b *testBot) kill() {
+	b.srv.Close() // the listener; upgraded sockets are not the server's any more
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.all {
+		_ = c.CloseNow()
+	}
+}
+
 func (b *testBot) ch(call string) chan *botConn {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -242,6 +266,9 @@ func (b *testBot) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.SetReadLimit(1 << 20)
+	b.mu.Lock()
+	b.all = append(b.all, c)
+	b.mu.Unlock()
 	ctx := context.Background()
 	typ, data, err := c.Read(ctx)
 	if err != nil || typ != websocket.MessageText {
@@ -344,6 +371,16 @@ func (bc *botConn) sendAudio(t *testing.T, rate, ms, chunk int) {
 		if err := bc.c.Write(context.Background(), websocket.MessageBinary, pcm[off:end]); err != nil {
 			t.Fatalf("bot audio: %v", err)
 		}
+	}
+}
+
+// closedNow reports whether the socket has ended.
+func (bc *botConn) closedNow() bool {
+	select {
+	case <-bc.closed:
+		return true
+	default:
+		return false
 	}
 }
 

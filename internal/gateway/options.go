@@ -24,11 +24,21 @@ const (
 	// DefaultBridgeTimeoutSeconds is the agent ring time when the AgentPool
 	// cannot be read.
 	DefaultBridgeTimeoutSeconds = 20
+	// DefaultGoodbyeLead is how long before the end of ShutdownDrain the
+	// calls still up get their goodbye and hangup.
+	DefaultGoodbyeLead = 10 * time.Second
+	// DefaultKeyReloadInterval is how often TokenKeyFile is reread. The
+	// kubelet itself takes up to a minute or so to update a mounted Secret.
+	DefaultKeyReloadInterval = 10 * time.Second
 )
 
 // TokenKeyEnv is the environment variable holding the stream token key when
 // no key file is given.
 const TokenKeyEnv = "CALLFLEET_STREAM_TOKEN_KEY"
+
+// TokenRootKeyEnv holds the manager's root key for a gateway the operator
+// runs (see Options.TokenRootKey).
+const TokenRootKeyEnv = "CALLFLEET_STREAM_TOKEN_ROOT_KEY"
 
 // Options configure a Gateway. Namespace and TokenKey are required.
 type Options struct {
@@ -43,7 +53,8 @@ type Options struct {
 	PublicURL string
 	// BotURL is the bot's localhost WebSocket.
 	BotURL string
-	// TokenKey verifies ws_url tokens (streamtoken.Sign's key).
+	// TokenKey verifies ws_url tokens (streamtoken.Sign's key). Ignored when
+	// TokenKeyFile is set.
 	TokenKey []byte
 	// MonitorKey verifies the console's monitor tokens (monitortoken.Sign's
 	// key), which must differ from TokenKey. Nil: no monitor sockets.
@@ -51,6 +62,20 @@ type Options struct {
 	// MonitorLines is how many assist and transcript lines each call keeps
 	// for monitor listeners that join late (default DefaultMonitorLines).
 	MonitorLines int
+	// TokenRootKey, when set, is the manager's root key, from which the
+	// gateway derives its endpoint's key (streamtoken.DeriveKey with
+	// Namespace and Endpoint). Only for gateways the operator runs (the demo,
+	// a trusted external handler): a pod callfleet makes gets the derived key
+	// alone, in TokenKeyFile.
+	TokenRootKey []byte
+	// TokenKeyFile, when set, is the mounted Secret's key file; the key
+	// "previous" beside it verifies too (a rotation's overlap). Both are
+	// reread every KeyReloadInterval while Run runs.
+	TokenKeyFile      string
+	KeyReloadInterval time.Duration
+	// MaxStreams is how many streams this gateway holds at once (0: no
+	// limit); one more is refused with 503 at_capacity before the upgrade.
+	MaxStreams int
 	// PodName is reported in status.stream.pod.
 	PodName string
 	// DefaultFrom is the caller id for the handoff bridge when the Call has
@@ -67,9 +92,20 @@ type Options struct {
 	BotDialTimeout time.Duration
 	// ControlTimeout bounds a control frame write and a status patch.
 	ControlTimeout time.Duration
-	// ShutdownDrain is how long Shutdown waits for streams to end on their
-	// own before closing the rest with 1001 (going away).
+	// ShutdownDrain is how long Shutdown lets live streams go on (no new
+	// one is taken) before ending the rest politely: GoodbyeLead before its
+	// end, the calls still up get GoodbyeURL played and a hangup. 1001
+	// (going away) is only the last resort for a socket Piopiy keeps open.
 	ShutdownDrain time.Duration
+	// GoodbyeURL is an audio file played to the calls a drain ends ("": a
+	// bare hangup).
+	GoodbyeURL string
+	// GoodbyeLead is the time the goodbye and hangup get before the end of
+	// ShutdownDrain (at most half of it when ShutdownDrain is shorter).
+	GoodbyeLead time.Duration
+	// BotReconnect is how long the gateway tries to open the bot's socket
+	// again when it drops mid-call, instead of ending the call (0: never).
+	BotReconnect time.Duration
 	// Registerer takes the gateway's metrics (controller-runtime's
 	// metrics.Registry in the binary). Nil: a private registry.
 	Registerer prometheus.Registerer
@@ -83,11 +119,35 @@ func (o *Options) defaults() error {
 	if o.Namespace == "" {
 		return errors.New("gateway: namespace is required")
 	}
-	if len(o.TokenKey) < streamtoken.MinKeyLen {
+	if len(o.TokenRootKey) > 0 {
+		if o.Endpoint == "" {
+			return errors.New("gateway: a root token key needs the endpoint name to derive the endpoint's key")
+		}
+		k, err := streamtoken.DeriveKey(o.TokenRootKey, o.Namespace, o.Endpoint)
+		if err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		o.TokenKey, o.TokenRootKey = k, nil
+	}
+	if o.TokenKeyFile == "" && len(o.TokenKey) < streamtoken.MinKeyLen {
 		return fmt.Errorf("gateway: stream token key is %d bytes, want at least %d", len(o.TokenKey), streamtoken.MinKeyLen)
 	}
 	if err := checkMonitorKey(o); err != nil {
 		return err
+	}
+	if o.MaxStreams < 0 {
+		return fmt.Errorf("gateway: max streams %d is negative", o.MaxStreams)
+	}
+	if o.GoodbyeURL != "" {
+		if u, err := url.Parse(o.GoodbyeURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("gateway: goodbye url %q must be an http:// or https:// URL", o.GoodbyeURL)
+		}
+	}
+	if o.GoodbyeLead <= 0 {
+		o.GoodbyeLead = DefaultGoodbyeLead
+	}
+	if o.KeyReloadInterval <= 0 {
+		o.KeyReloadInterval = DefaultKeyReloadInterval
 	}
 	if o.BotURL == "" {
 		o.BotURL = DefaultBotURL

@@ -134,6 +134,19 @@ func (q *botQueue) close() {
 	q.signal()
 }
 
+// dropAudio discards the queued audio (events stay): audio meant for a bot
+// socket that is gone.
+func (q *botQueue) dropAudio() {
+	q.mu.Lock()
+	for q.n > 0 {
+		q.free = append(q.free, q.ring[q.head])
+		q.ring[q.head] = nil
+		q.head = (q.head + 1) % len(q.ring)
+		q.n--
+	}
+	q.mu.Unlock()
+}
+
 // next waits for an event or an audio frame. It returns ok=false once the
 // queue is closed and no event is left, or when done is closed.
 func (q *botQueue) next(done <-chan struct{}) (event []byte, audio *frame, ok bool) {

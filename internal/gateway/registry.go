@@ -25,19 +25,32 @@ func newRegistry() *registry {
 	return &registry{m: map[sessionKey]*session{}}
 }
 
-// reserve claims key for a new socket; false if one is open (or being
-// opened) for it, or the gateway is shutting down.
-func (r *registry) reserve(k sessionKey) bool {
+// Why reserve refused a key.
+type reserveResult int
+
+const (
+	reserved   reserveResult = iota
+	isDraining               // shutting down: no new sockets
+	isOpen                   // a socket is open (or being opened) for the key
+	isFull                   // max sockets (open or being opened) reached
+)
+
+// reserve claims key for a new socket, unless the gateway is draining, one
+// is open for it, or max (0: no limit) are open already.
+func (r *registry) reserve(k sessionKey, max int) reserveResult {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return false
+		return isDraining
 	}
 	if _, ok := r.m[k]; ok {
-		return false
+		return isOpen
+	}
+	if max > 0 && len(r.m) >= max {
+		return isFull
 	}
 	r.m[k] = nil
-	return true
+	return reserved
 }
 
 func (r *registry) set(k sessionKey, s *session) {

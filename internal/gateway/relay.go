@@ -45,22 +45,28 @@ func (s *session) readPlatform() endCause {
 	}
 }
 
-// writeBot hands queued events and audio to the bot. It returns nil when
-// the queue is closed and drained of events.
-func (s *session) writeBot() error {
+// writeBot hands queued events and audio to the bot socket. It returns nil
+// when the queue is closed and drained of events, errBotSwitched when stop
+// closes (that socket is gone; a reconnect may follow).
+func (s *session) writeBot(bot *websocket.Conn, stop <-chan struct{}) error {
 	m := s.g.metrics
 	for {
-		ev, f, ok := s.toBot.next(nil)
+		ev, f, ok := s.toBot.next(stop)
 		if !ok {
-			return nil
+			select {
+			case <-stop:
+				return errBotSwitched
+			default:
+				return nil
+			}
 		}
 		if ev != nil {
-			if err := s.bot.Write(context.Background(), websocket.MessageText, ev); err != nil {
+			if err := bot.Write(context.Background(), websocket.MessageText, ev); err != nil {
 				return err
 			}
 			continue
 		}
-		err := s.bot.Write(context.Background(), websocket.MessageBinary, f.data)
+		err := bot.Write(context.Background(), websocket.MessageBinary, f.data)
 		if err == nil {
 			m.toBot.Inc()
 			m.latP2B.Observe(time.Since(f.at).Seconds())
@@ -74,14 +80,14 @@ func (s *session) writeBot() error {
 
 // readBot relays the bot's audio to Piopiy as streamAudio frames, encoded
 // into one reused buffer, and acts on its JSON control frames.
-func (s *session) readBot(ctx context.Context) endCause {
+func (s *session) readBot(ctx context.Context, bot *websocket.Conn) endCause {
 	m := s.g.metrics
 	in := make([]byte, 0, 4096)
 	out := make([]byte, 0, 8192)
 	var joined []byte
 	var odd []byte // a byte left over when a bot splits a sample across messages
 	for {
-		typ, r, err := s.bot.Reader(context.Background())
+		typ, r, err := bot.Reader(context.Background())
 		if err != nil {
 			return s.botLost(err)
 		}

@@ -46,10 +46,15 @@ type RunOptions struct {
 	Started func(addr net.Addr)
 }
 
-// Run serves the gateway until ctx ends (SIGTERM in the binary), then shuts
-// down in order: readyz fails, streams close with 1001 and report their
-// status while the Kubernetes client still works, then the listener and the
-// Call watch stop.
+// DrainPath is where the metrics server takes the bot container's preStop
+// hook: it starts the drain and answers once it is over.
+const DrainPath = "/drain"
+
+// Run serves the gateway until ctx ends (SIGTERM in the binary) or DrainPath
+// is called, then shuts down in order: readyz fails and new streams are
+// refused, live streams go on for ShutdownDrain and the rest are hung up
+// politely (see Shutdown), each reporting its status while the Kubernetes
+// client still works; then the listener and the Call watch stop.
 func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	if o.Registerer == nil {
 		o.Registerer = ctrlmetrics.Registry
@@ -63,6 +68,7 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	if o.Logger.GetSink() == nil {
 		o.Logger = ctrl.Log.WithName("stream-gateway")
 	}
+	var g *Gateway
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: scheme.New(),
 		Logger: o.Logger,
@@ -71,7 +77,10 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 			DefaultNamespaces: map[string]cache.Config{o.Namespace: {}},
 			DefaultTransform:  cache.TransformStripManagedFields(),
 		},
-		Metrics:                metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		Metrics: metricsserver.Options{BindAddress: o.MetricsBindAddress, ExtraHandlers: map[string]http.Handler{
+			// Not on the stream port, which an Ingress may expose to the world.
+			DrainPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.DrainHandler().ServeHTTP(w, r) }),
+		}},
 		HealthProbeBindAddress: "0", // health is served on the gateway's own port
 		// Every replica acts on the sockets it holds: no leader.
 		LeaderElection: false,
@@ -80,7 +89,7 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
-	g, err := New(mgr.GetClient(), mgr.GetAPIReader(), o.Options)
+	g, err = New(mgr.GetClient(), mgr.GetAPIReader(), o.Options)
 	if err != nil {
 		return err
 	}
@@ -122,6 +131,7 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 			errc <- fmt.Errorf("serving: %w", err)
 		}
 	}()
+	go g.watchKeys(mgrCtx)
 	go func() {
 		if mgr.GetCache().WaitForCacheSync(mgrCtx) {
 			g.SetReady(true)
@@ -135,6 +145,7 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
+	case <-g.drain.begin:
 	case runErr = <-errc:
 	}
 	o.Logger.Info("stream gateway shutting down", "streams", g.ActiveStreams())

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync/atomic"
-	"time"
 
 	"github.com/coder/websocket"
 	"github.com/go-logr/logr"
@@ -16,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+	"github.com/callfleet/callfleet/internal/streamtoken"
 )
 
 // Gateway serves Piopiy stream sockets. Create it with New, serve Handler,
@@ -32,7 +32,10 @@ type Gateway struct {
 	botHTTP   *http.Client
 
 	ready    atomic.Bool // the Call cache has synced
-	stopping atomic.Bool
+	stopping atomic.Bool // draining: readyz fails, no new stream
+	drain    *drainState
+	lm       *lifecycleMetrics
+	keyFile  *streamtoken.KeyFile // nil: opts.TokenKey alone
 }
 
 // New returns a Gateway. c should read from a cache of the namespace's
@@ -55,7 +58,23 @@ func New(c client.Client, apiReader client.Reader, opts Options) (*Gateway, erro
 	if err != nil {
 		return nil, err
 	}
+	lm, err := newLifecycleMetrics(opts.Registerer, opts.MaxStreams)
+	if err != nil {
+		return nil, err
+	}
+	var kf *streamtoken.KeyFile
+	if opts.TokenKeyFile != "" {
+		if kf, err = streamtoken.LoadKeyFile(opts.TokenKeyFile); err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		lm.tokenKeys.Set(float64(len(kf.Keys())))
+	} else {
+		lm.tokenKeys.Set(1)
+	}
 	return &Gateway{
+		drain:     newDrainState(),
+		lm:        lm,
+		keyFile:   kf,
 		opts:      opts,
 		client:    c,
 		apiReader: apiReader,
@@ -115,7 +134,11 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, log, rej)
 		return
 	}
-	if !g.ready.Load() || g.stopping.Load() {
+	if g.stopping.Load() {
+		g.refuse(w, log, reject(http.StatusServiceUnavailable, rejectDraining))
+		return
+	}
+	if !g.ready.Load() {
 		g.refuse(w, log, reject(http.StatusServiceUnavailable, rejectNotReady))
 		return
 	}
@@ -131,15 +154,25 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := sessionKey{NamespacedName: types.NamespacedName{Namespace: call.Namespace, Name: call.Name}, Attempt: claims.Attempt}
-	if !g.reg.reserve(key) {
-		if g.stopping.Load() {
-			g.refuse(w, log, reject(http.StatusServiceUnavailable, rejectNotReady))
-		} else {
-			g.refuse(w, log, reject(http.StatusConflict, rejectDuplicate))
-		}
+	switch g.reg.reserve(key, g.opts.MaxStreams) {
+	case isDraining:
+		g.refuse(w, log, reject(http.StatusServiceUnavailable, rejectDraining))
+		return
+	case isOpen:
+		g.refuse(w, log, reject(http.StatusConflict, rejectDuplicate))
+		return
+	case isFull:
+		g.refuse(w, log, reject(http.StatusServiceUnavailable, rejectAtCapacity))
+		g.reportRefused(ctx, key, "gateway at capacity")
 		return
 	}
 	defer g.reg.remove(key)
+	// After the reservation, so that a second socket while the first is
+	// open here is the more telling duplicate.
+	if rej := checkSingleUse(call, claims.Attempt); rej != nil {
+		g.refuse(w, log, rej)
+		return
+	}
 
 	// The bot first: if it is not there, Piopiy gets a 503 (and reports the
 	// stream failed) rather than a socket that goes nowhere.
@@ -147,7 +180,7 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		log.Error(err, "bot unavailable")
 		g.refuse(w, log, reject(http.StatusServiceUnavailable, rejectBot))
-		g.reportBotUnavailable(ctx, key)
+		g.reportRefused(ctx, key, "bot unavailable")
 		return
 	}
 	platform, err := websocket.Accept(w, r, &websocket.AcceptOptions{
@@ -164,10 +197,9 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 	platform.SetReadLimit(1 << 20)
 	s := newSession(g, key, call, platform, bot, log)
 	g.reg.set(key, s)
-	if g.stopping.Load() {
-		// Shutdown began while the bot was being dialled and may not have
-		// seen this session.
-		s.finish(shutdownCause)
+	if g.inGoodbye() {
+		// Accepted before the drain, connected after its goodbye round.
+		go s.goodbye(context.WithoutCancel(ctx))
 	}
 	s.run(context.WithoutCancel(ctx), call)
 }
@@ -195,14 +227,15 @@ func (g *Gateway) dialBot(ctx context.Context, key sessionKey) (*websocket.Conn,
 	return c, nil
 }
 
-// reportBotUnavailable tells the Call why its stream failed at once.
-func (g *Gateway) reportBotUnavailable(ctx context.Context, key sessionKey) {
+// reportRefused tells the Call why its stream was refused before it began.
+func (g *Gateway) reportRefused(ctx context.Context, key sessionKey, reason string) {
 	now := g.opts.Now()
 	r := streamReport{
 		State:        voicev1alpha1.StreamPhaseDisconnected,
 		Pod:          g.opts.PodName,
+		Attempt:      key.Attempt,
 		Disconnected: &now,
-		Reason:       "bot unavailable",
+		Reason:       reason,
 	}
 	body, err := r.patch()
 	if err == nil {
@@ -211,34 +244,6 @@ func (g *Gateway) reportBotUnavailable(ctx context.Context, key sessionKey) {
 		err = g.patchStatus(ctx, key.NamespacedName, body)
 	}
 	if ignoreNotFound(err) != nil {
-		g.log.Error(err, "reporting bot unavailable", "call", key.NamespacedName.String())
-	}
-}
-
-var shutdownCause = endCause{by: endedByShutdown, code: websocket.StatusGoingAway, reason: "gateway shutting down", closePlatform: true, botCode: websocket.StatusGoingAway}
-
-// Shutdown stops taking streams (readyz fails at once), waits up to
-// ShutdownDrain for streams to end on their own, then closes the rest with
-// 1001 (going away) and waits, until ctx ends, for their final status.
-func (g *Gateway) Shutdown(ctx context.Context) error {
-	g.stopping.Store(true)
-	empty := g.reg.close()
-	if d := g.opts.ShutdownDrain; d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-empty:
-		case <-t.C:
-		case <-ctx.Done():
-		}
-		t.Stop()
-	}
-	for _, s := range g.reg.all() {
-		s.finish(shutdownCause)
-	}
-	select {
-	case <-empty:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("gateway shutdown: %d streams still closing: %w", g.reg.len(), ctx.Err())
+		g.log.Error(err, "reporting a refused stream", "call", key.NamespacedName.String(), "reason", reason)
 	}
 }

@@ -30,6 +30,9 @@ type endCause struct {
 	// otherwise the platform already closed it (or it is dead).
 	closePlatform bool
 	botCode       websocket.StatusCode // how the bot socket is closed
+	// botGone: the bot's socket ended while the platform's is up; the
+	// gateway may reconnect to the bot instead of ending the call.
+	botGone bool
 }
 
 // session is one Piopiy stream socket and its bot socket.
@@ -40,15 +43,20 @@ type session struct {
 	rate int
 
 	platform *websocket.Conn
-	bot      *websocket.Conn
 	toBot    *botQueue
 	mon      *monitorHub // listen-in and the assist feed
+
+	botMu      sync.Mutex
+	bot        *websocket.Conn // the bot socket now; nil while reconnecting
+	botClosed  bool            // teardown closed the bot: no new socket
+	reconnects int             // bot sockets opened again for this call
 
 	done    chan struct{} // closed by finish
 	endOnce sync.Once
 	cause   endCause // set before done closes
 
 	stopSent atomic.Bool // stop went to Piopiy: no more audio to it
+	drained  atomic.Bool // the drain hung the call up
 
 	mu    sync.Mutex // control state below; serializes control frames
 	ctl   controlState
@@ -78,6 +86,7 @@ func newSession(g *Gateway, key sessionKey, call *voicev1alpha1.Call, platform, 
 	s.rep = streamReport{
 		State:         voicev1alpha1.StreamPhaseConnected,
 		Pod:           g.opts.PodName,
+		Attempt:       key.Attempt,
 		Connected:     g.opts.Now(),
 		Announcements: s.ctl.playedList(),
 		VoicemailTime: voicemailOf(call, key.Attempt),
@@ -110,32 +119,20 @@ func (s *session) run(ctx context.Context, call *voicev1alpha1.Call) {
 	defer m.active.Dec()
 	s.log.Info("stream connected")
 
-	start, err := jsonMarshal(s.g.startMessage(call, s.key.Attempt))
-	if err == nil {
-		wctx, cancel := context.WithTimeout(ctx, s.g.opts.ControlTimeout)
-		err = s.bot.Write(wctx, websocket.MessageText, start)
-		cancel()
-	}
-	if err != nil {
-		s.finish(endCause{by: endedByBot, code: websocket.StatusInternalError, reason: "bot did not take the start frame", closePlatform: true, botCode: websocket.StatusInternalError})
-	}
-
 	var wg sync.WaitGroup
 	spawn := func(f func()) {
 		wg.Add(1)
 		go func() { defer wg.Done(); f() }()
 	}
 	spawn(func() { s.finish(s.readPlatform()) })
-	spawn(func() { s.finish(s.readBot(ctx)) })
-	writerDone := make(chan struct{})
+	botDone := make(chan struct{})
 	spawn(func() {
-		defer close(writerDone)
-		if err := s.writeBot(); err != nil {
-			s.finish(s.botLost(err))
+		defer close(botDone)
+		if c, lost := s.botLoop(ctx, call, spawn); lost {
+			s.finish(c)
 		}
 	})
 	spawn(func() { s.keepalive(s.platform, "platform") })
-	spawn(func() { s.keepalive(s.bot, "bot") })
 
 	// Control that was already asked for (paused, announcements, ...) is
 	// applied at once; the connect report goes out with it in one patch.
@@ -155,15 +152,19 @@ func (s *session) run(ctx context.Context, call *voicev1alpha1.Call) {
 	c := s.cause
 	s.log.Info("stream ending", "endedBy", c.by, "code", int(c.code), "reason", c.reason)
 	s.mon.close(c.reason)
-	s.teardown(c, &wg, writerDone)
+	s.teardown(c, &wg, botDone)
 
-	m.streams.WithLabelValues(c.by).Inc()
+	by := c.by
+	if s.drained.Load() && by == endedByPlatform {
+		by = endedByDrain
+	}
+	m.streams.WithLabelValues(by).Inc()
 	s.reportClosed(ctx, c)
 }
 
 // teardown closes both sockets: the bot hears "stop" first, the platform
 // gets a close frame when the gateway ends the stream.
-func (s *session) teardown(c endCause, wg *sync.WaitGroup, writerDone <-chan struct{}) {
+func (s *session) teardown(c endCause, wg *sync.WaitGroup, botDone <-chan struct{}) {
 	s.notifyStop(c.reason)
 	s.toBot.close()
 
@@ -182,20 +183,22 @@ func (s *session) teardown(c endCause, wg *sync.WaitGroup, writerDone <-chan str
 		// Let the writer hand the bot its stop event, but never wait on a
 		// stuck bot for long.
 		select {
-		case <-writerDone:
+		case <-botDone:
 		case <-time.After(2 * time.Second):
 		}
 		code := c.botCode
 		if code == 0 {
 			code = websocket.StatusNormalClosure
 		}
-		_ = s.bot.Close(code, c.reason)
+		if bot := s.currentBot(); bot != nil {
+			_ = bot.Close(code, c.reason)
+		}
 	}()
 	waitTimeout(&closers, 10*time.Second)
 	// Close handshakes are bounded by the library (5 s); make sure every
 	// goroutine sees a closed socket.
 	_ = s.platform.CloseNow()
-	_ = s.bot.CloseNow()
+	s.closeBot()
 	wg.Wait()
 }
 
@@ -253,13 +256,14 @@ func (s *session) platformEnded(err error) endCause {
 }
 
 // botLost ends the stream when the bot goes away: a call without its bot
-// has nobody to talk to, so the platform socket is closed too.
+// has nobody to talk to, so the platform socket is closed too (unless the
+// gateway reconnects to the bot, see botLoop).
 func (s *session) botLost(err error) endCause {
 	var ce websocket.CloseError
 	if errors.As(err, &ce) && (ce.Code == websocket.StatusNormalClosure || ce.Code == websocket.StatusGoingAway) {
-		return endCause{by: endedByBot, code: websocket.StatusNormalClosure, reason: "bot ended the stream", closePlatform: true, botCode: ce.Code}
+		return endCause{by: endedByBot, code: websocket.StatusNormalClosure, reason: "bot ended the stream", closePlatform: true, botCode: ce.Code, botGone: true}
 	}
-	return endCause{by: endedByBot, code: websocket.StatusInternalError, reason: "bot connection lost", closePlatform: true, botCode: websocket.StatusInternalError}
+	return endCause{by: endedByBot, code: websocket.StatusInternalError, reason: "bot connection lost", closePlatform: true, botCode: websocket.StatusInternalError, botGone: true}
 }
 
 func closeText(code websocket.StatusCode) string {

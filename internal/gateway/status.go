@@ -19,6 +19,7 @@ import (
 type streamReport struct {
 	State         voicev1alpha1.StreamPhase
 	Pod           string
+	Attempt       int32
 	Connected     time.Time
 	Disconnected  *time.Time
 	CloseCode     int32
@@ -43,7 +44,7 @@ func (r streamReport) clone() streamReport {
 }
 
 func (r streamReport) equal(o streamReport) bool {
-	return r.State == o.State && r.Pod == o.Pod && r.Connected.Equal(o.Connected) &&
+	return r.State == o.State && r.Pod == o.Pod && r.Attempt == o.Attempt && r.Connected.Equal(o.Connected) &&
 		((r.Disconnected == nil) == (o.Disconnected == nil)) &&
 		(r.Disconnected == nil || r.Disconnected.Equal(*o.Disconnected)) &&
 		r.CloseCode == o.CloseCode && r.Reason == o.Reason && r.Monitoring == o.Monitoring &&
@@ -58,6 +59,7 @@ func (r streamReport) equal(o streamReport) bool {
 type streamPatch struct {
 	State               voicev1alpha1.StreamPhase `json:"state"`
 	Pod                 *string                   `json:"pod"`
+	Attempt             *int32                    `json:"attempt"`
 	ConnectedTime       *metav1.Time              `json:"connectedTime"`
 	DisconnectedTime    *metav1.Time              `json:"disconnectedTime"`
 	CloseCode           *int32                    `json:"closeCode"`
@@ -80,6 +82,7 @@ func (r streamReport) patch() ([]byte, error) {
 	p := streamPatch{
 		State:               r.State,
 		Pod:                 nonZero(r.Pod),
+		Attempt:             nonZero(r.Attempt),
 		CloseCode:           nonZero(r.CloseCode),
 		Reason:              nonZero(r.Reason),
 		Monitoring:          nonZero(r.Monitoring),

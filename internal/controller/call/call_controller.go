@@ -46,7 +46,9 @@ type Reconciler struct {
 	V3 *V3Backend
 	// Limiter paces every request to Piopiy (--piopiy-qps).
 	Limiter *rate.Limiter
-	// TokenKey signs ws_url tokens; the gateway verifies them with it.
+	// TokenKey is the root of the ws_url token keys: each token is signed
+	// with the key derived for its StreamEndpoint (streamtoken.DeriveKey),
+	// which is all that endpoint's gateway holds.
 	TokenKey []byte
 	// SettleTimeout is how long an attempt whose create was ambiguous waits
 	// for Piopiy to show it before it is ended as Failed (never redialled).

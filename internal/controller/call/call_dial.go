@@ -343,9 +343,14 @@ func (r *Reconciler) streamURL(call *voicev1alpha1.Call, base string, n int32) (
 	}
 	// The platform connects at answer; the token must outlive the ring.
 	ttl := time.Duration(call.Spec.RingTimeoutSeconds)*time.Second + 5*time.Minute
-	// The token goes in the path as well as the query: nothing says Piopiy
-	// keeps a ws_url's query.
-	return streamtoken.URL(base, r.TokenKey, streamtoken.Claims{Namespace: call.Namespace, Call: call.Name, Attempt: n, Expires: r.Now().Add(ttl)})
+	// Signed with the endpoint's own key: its gateway holds that alone. The
+	// token goes in the path as well as the query: nothing says Piopiy keeps
+	// a ws_url's query.
+	key, err := streamtoken.DeriveKey(r.TokenKey, call.Namespace, call.Spec.StreamEndpointRef.Name)
+	if err != nil {
+		return "", "", err
+	}
+	return streamtoken.URL(base, key, streamtoken.Claims{Namespace: call.Namespace, Call: call.Name, Attempt: n, Expires: r.Now().Add(ttl)})
 }
 
 func extraParams(call *voicev1alpha1.Call, attemptID string) map[string]string {

@@ -86,6 +86,10 @@ func TestManagerRBACAllowsWhatTheControllerDoes(t *testing.T) {
 		{Group: "rbac.authorization.k8s.io", Resource: "roles", Verb: "watch"},
 		{Group: "rbac.authorization.k8s.io", Resource: "rolebindings", Verb: "watch"},
 		{Group: "events.k8s.io", Resource: "events", Verb: "create"},
+		{Group: "policy", Resource: "poddisruptionbudgets", Verb: "watch"},
+		{Group: "", Resource: "pods", Verb: "list"},
+		{Group: "", Resource: "secrets", Verb: "create"},
+		{Group: "", Resource: "secrets", Verb: "update"},
 	} {
 		a.Namespace = ns
 		eventually(t, func() error {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/callfleet/callfleet/internal/callstate"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -68,8 +69,9 @@ func streamActivityChanged() predicate.Funcs {
 	}
 }
 
-// countActiveStreams counts the Calls streaming to ep now.
-func (r *Reconciler) countActiveStreams(ctx context.Context, ep *voicev1alpha1.StreamEndpoint) (int32, error) {
+// countActiveStreams counts the Calls streaming to ep now, in all and by
+// the pod holding the socket (as the gateway reports it).
+func (r *Reconciler) countActiveStreams(ctx context.Context, ep *voicev1alpha1.StreamEndpoint) (int32, map[string]int32, error) {
 	var calls voicev1alpha1.CallList
 	// Read-only use of the cache's objects: skip the deep copy of each Call.
 	if err := r.List(ctx, &calls,
@@ -77,13 +79,29 @@ func (r *Reconciler) countActiveStreams(ctx context.Context, ep *voicev1alpha1.S
 		client.MatchingFields{IndexCallByEndpoint: ep.Name},
 		client.UnsafeDisableDeepCopy,
 	); err != nil {
-		return 0, fmt.Errorf("listing Calls of the endpoint: %w", err)
+		return 0, nil, fmt.Errorf("listing Calls of the endpoint: %w", err)
 	}
 	var n int32
+	byPod := map[string]int32{}
 	for i := range calls.Items {
-		if streaming(&calls.Items[i]) {
+		if c := &calls.Items[i]; streaming(c) {
 			n++
+			if p := c.Status.Stream.Pod; p != "" {
+				byPod[p]++
+			}
 		}
 	}
-	return n, nil
+	return n, byPod, nil
+}
+
+// listPods reads the endpoint's pods from the apiserver. Pods are not
+// cached: a cache of Pods would hold every pod of the cluster, and a pod
+// that starts or stops draining changes its Deployment's status, which is
+// watched.
+func (r *Reconciler) listPods(ctx context.Context, ep *voicev1alpha1.StreamEndpoint) ([]corev1.Pod, error) {
+	var pods corev1.PodList
+	if err := r.reader().List(ctx, &pods, client.InNamespace(ep.Namespace), client.MatchingLabels(selectorLabels(ep))); err != nil {
+		return nil, fmt.Errorf("listing the endpoint's pods: %w", err)
+	}
+	return pods.Items, nil
 }

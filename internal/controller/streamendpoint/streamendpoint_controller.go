@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -30,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+	"github.com/callfleet/callfleet/internal/streamtoken"
 )
 
 // ControllerName names the controller in logs, metrics and as the reporting
@@ -46,6 +48,14 @@ type Reconciler struct {
 	// GatewayImage is the gateway image for endpoints that do not set
 	// spec.gateway.image (the manager's --gateway-image).
 	GatewayImage string
+	// StreamTokenKeys are the manager's root stream token keys: the one it
+	// signs with, then (during a rotation) the other one gateways accept.
+	// Each endpoint's gateway gets keys derived from them, never these.
+	StreamTokenKeys streamtoken.Keys
+	// APIReader lists the endpoint's pods straight from the apiserver (their
+	// readiness and whether they are draining), so the manager caches no
+	// Pods; Client when nil.
+	APIReader client.Reader
 	// HTTPClient checks external handlers' health; http.DefaultClient when
 	// nil. Each check has its own 2 s deadline.
 	HTTPClient *http.Client
@@ -73,6 +83,9 @@ type phase func(ctx context.Context, s *scope) (ctrl.Result, error)
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=core,resources=services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=core,resources=pods,verbs=list
+// +kubebuilder:rbac:groups=core,resources=secrets,verbs=get;create;update;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=core,resources=events,verbs=create;patch
@@ -112,7 +125,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	return r.runPhases(ctx, s,
 		r.preflightManaged,
 		r.reconcileGatewayAccess,
+		r.reconcileStreamKey,
 		r.reconcileDeployment,
+		r.reconcileDisruptionBudget,
 		r.reconcileService,
 		r.reconcileIngress,
 	)
@@ -234,14 +249,15 @@ func (r *Reconciler) deleteManagedChildren(ctx context.Context, s *scope) (ctrl.
 	ep := s.endpoint
 	named := metav1.ObjectMeta{Name: ep.Name, Namespace: ep.Namespace}
 	access := metav1.ObjectMeta{Name: gatewayAccessName(ep), Namespace: ep.Namespace}
-	return ctrl.Result{}, r.deleteOwned(ctx, s,
+	return ctrl.Result{}, kerrors.NewAggregate([]error{r.deleteOwnedSecret(ctx, s), r.deleteOwned(ctx, s,
 		&networkingv1.Ingress{ObjectMeta: named},
 		&corev1.Service{ObjectMeta: named},
+		&policyv1.PodDisruptionBudget{ObjectMeta: named},
 		&appsv1.Deployment{ObjectMeta: named},
 		&rbacv1.RoleBinding{ObjectMeta: access},
 		&rbacv1.Role{ObjectMeta: access},
 		&corev1.ServiceAccount{ObjectMeta: access},
-	)
+	)})
 }
 
 // reconcileHealth checks the external handler's health URL.
@@ -252,6 +268,7 @@ func (r *Reconciler) reconcileHealth(ctx context.Context, s *scope) (ctrl.Result
 	}
 	h := checkHealth(ctx, c, s.endpoint.Spec.External.HealthURL)
 	s.health = &h
+	ctrl.LoggerFrom(ctx).V(1).Info("Health check", "healthy", h.healthy, "detail", h.detail)
 	// Nothing is watched for a handler outside the cluster: poll.
 	if h.healthy {
 		return ctrl.Result{RequeueAfter: healthyInterval}, nil
@@ -359,11 +376,19 @@ func (r *Reconciler) now() time.Time {
 func (r *Reconciler) patchStatus(ctx context.Context, s *scope, before *voicev1alpha1.StreamEndpoint) error {
 	ep := s.endpoint
 	var errs []error
-	if n, err := r.countActiveStreams(ctx, ep); err != nil {
+	if n, byPod, err := r.countActiveStreams(ctx, ep); err != nil {
 		errs = append(errs, err)
 		s.err = kerrors.NewAggregate([]error{s.err, err})
 	} else {
-		s.activeStreams = &n
+		s.activeStreams, s.streamsByPod = &n, byPod
+	}
+	if ep.Spec.External == nil {
+		if pods, err := r.listPods(ctx, ep); err != nil {
+			errs = append(errs, err)
+			s.err = kerrors.NewAggregate([]error{s.err, err})
+		} else {
+			s.pods = pods
+		}
 	}
 	if ep.Spec.External == nil && s.deployment == nil {
 		// The phases stopped before the Deployment (a stall): still report
@@ -427,6 +452,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 			predicate.LabelChangedPredicate{},
 		))).
 		Owns(&appsv1.Deployment{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&corev1.Service{}).
 		Owns(&networkingv1.Ingress{}).
 		Owns(&corev1.ServiceAccount{}).

@@ -72,5 +72,8 @@ func preflightExternal(ep *voicev1alpha1.StreamEndpoint) error {
 	if ep.Spec.PublicURL == "" {
 		return stalled(ReasonMissingPublicURL, "spec.external needs spec.publicURL: the ws:// or wss:// URL at which Piopiy reaches the handler")
 	}
+	if err := healthURLAllowed(ep); err != nil {
+		return stalled(ReasonHealthURLNotAllowed, "%v", err)
+	}
 	return nil
 }

@@ -42,16 +42,16 @@ const (
 	// ContainerGateway is callfleet's stream gateway container.
 	ContainerGateway = "gateway"
 
-	// StreamTokenSecretName is the Secret in the endpoint's namespace holding
-	// the key (under StreamTokenSecretKey) the gateway verifies ws_url tokens
-	// with. It must hold the key the manager signs them with.
-	StreamTokenSecretName = "callfleet-stream-token"
-	// StreamTokenSecretKey is the key of StreamTokenSecretName.
+	// StreamTokenSecretKey is the key, in the endpoint's "<name>-stream-token"
+	// Secret, of the key its gateway verifies ws_url tokens with.
 	StreamTokenSecretKey = "key"
 
 	portNameBot     = "bot"
 	portNameGateway = "gateway"
 	portNameMetrics = "metrics"
+	// drainPath on the metrics port starts the gateway's drain and answers
+	// when it is over (gateway.DrainPath).
+	drainPath = "/drain"
 	// metricsPort is where the gateway serves Prometheus metrics; fixed,
 	// so a conflicting spec port is a spec error (see preflight).
 	metricsPort = 9090
@@ -76,6 +76,17 @@ const (
 	defaultMaxStreamsPerReplica = 20
 	defaultSampleRate           = 8000
 	defaultExternalCapacity     = 100
+	defaultBotReconnectSeconds  = 30
+	defaultGoodbyeSeconds       = 10
+	// defaultDrainSeconds is a Call's default maxDurationSeconds: a call
+	// placed just before the pod began to stop can still end on its own.
+	defaultDrainSeconds = 600
+	// maxDrainSeconds is the longest a Call can last (its maxDurationSeconds
+	// maximum): no call needs a longer grace.
+	maxDrainSeconds = 7200
+	// shutdownMarginSeconds is added to the drain for the final status
+	// writes and the bot's own stop: the pod's grace is the drain plus this.
+	shutdownMarginSeconds = 30
 )
 
 // Values Kubernetes would default on the pod template. Setting them ourselves
@@ -116,6 +127,18 @@ func streamPort(ep *voicev1alpha1.StreamEndpoint) int32 {
 
 func maxStreamsPerReplica(ep *voicev1alpha1.StreamEndpoint) int32 {
 	return orDefault(ep.Spec.MaxStreamsPerReplica, defaultMaxStreamsPerReplica)
+}
+
+// drainSeconds is how long a stopping pod keeps its live calls.
+func drainSeconds(ep *voicev1alpha1.StreamEndpoint) int32 {
+	d := ptr.Deref(ep.Spec.Drain.GracePeriodSeconds, defaultDrainSeconds)
+	return min(max(d, 0), maxDrainSeconds)
+}
+
+// terminationGraceSeconds is the pod's grace: the drain, then the margin
+// for the gateway's last status writes.
+func terminationGraceSeconds(ep *voicev1alpha1.StreamEndpoint) int64 {
+	return int64(drainSeconds(ep)) + shutdownMarginSeconds
 }
 
 func externalCapacity(ep *voicev1alpha1.StreamEndpoint) int32 {
@@ -180,6 +203,8 @@ func restrictedContainer() *corev1.SecurityContext {
 // podSpec is the endpoint's desired pod spec.
 func podSpec(ep *voicev1alpha1.StreamEndpoint, gatewayImage string) corev1.PodSpec {
 	spec := corev1.PodSpec{
+		// Long enough for the drain: Kubernetes kills what still runs after.
+		TerminationGracePeriodSeconds: ptr.To(terminationGraceSeconds(ep)),
 		// The default account has no rights we grant; set it explicitly (and
 		// its deprecated alias, which the apiserver mirrors) so that turning
 		// the gateway off moves the pods off the gateway's account.
@@ -211,9 +236,10 @@ func podSpec(ep *voicev1alpha1.StreamEndpoint, gatewayImage string) corev1.PodSp
 	spec.Volumes = append(spec.Volumes,
 		corev1.Volume{
 			Name: volumeStreamToken,
+			// The whole Secret: during a rotation its key "previous" sits
+			// beside "key", and the gateway verifies with both.
 			VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-				SecretName:  StreamTokenSecretName,
-				Items:       []corev1.KeyToPath{{Key: StreamTokenSecretKey, Path: StreamTokenSecretKey}},
+				SecretName:  streamKeySecretName(ep),
 				DefaultMode: ptr.To[int32](volumeDefaultMode),
 			}},
 		},
@@ -269,7 +295,16 @@ func botContainer(ep *voicev1alpha1.StreamEndpoint) corev1.Container {
 		c.ReadinessProbe = probe(corev1.ProbeHandler{
 			TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString(portNameBot)},
 		}, 5)
+		return c
 	}
+	// The kubelet stops every container of a pod at once; the bot must
+	// outlive the gateway's drain or the calls it lets go on have nobody to
+	// talk to. Its preStop hook asks the gateway to drain and returns once
+	// the drain is over: only then does the bot get its SIGTERM. (The
+	// metrics port is not behind the Ingress, unlike the stream port.)
+	c.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{HTTPGet: &corev1.HTTPGetAction{
+		Path: drainPath, Port: intstr.FromInt32(metricsPort), Scheme: corev1.URISchemeHTTP,
+	}}}
 	return c
 }
 
@@ -309,6 +344,14 @@ func botEnv(ep *voicev1alpha1.StreamEndpoint) []corev1.EnvVar {
 }
 
 func gatewayContainer(ep *voicev1alpha1.StreamEndpoint, image string) corev1.Container {
+	c := gatewayContainerBase(ep, image)
+	if u := ep.Spec.Drain.GoodbyeURL; u != "" {
+		c.Args = append(c.Args, "--goodbye-url="+u)
+	}
+	return c
+}
+
+func gatewayContainerBase(ep *voicev1alpha1.StreamEndpoint, image string) corev1.Container {
 	port := gatewayPort(ep)
 	return corev1.Container{
 		Name:  ContainerGateway,
@@ -321,6 +364,10 @@ func gatewayContainer(ep *voicev1alpha1.StreamEndpoint, image string) corev1.Con
 			"--token-key-file=" + streamTokenDir + "/" + StreamTokenSecretKey,
 			"--pod-name=$(POD_NAME)",
 			fmt.Sprintf("--metrics-bind-address=:%d", metricsPort),
+			fmt.Sprintf("--max-streams=%d", maxStreamsPerReplica(ep)),
+			fmt.Sprintf("--shutdown-drain=%ds", drainSeconds(ep)),
+			fmt.Sprintf("--goodbye-lead=%ds", orDefault(ep.Spec.Drain.GoodbyeSeconds, defaultGoodbyeSeconds)),
+			fmt.Sprintf("--bot-reconnect=%ds", ptr.Deref(ep.Spec.Gateway.BotReconnectSeconds, defaultBotReconnectSeconds)),
 		},
 		Env: []corev1.EnvVar{{
 			// The gateway reports which pod holds a Call's socket.
@@ -378,8 +425,19 @@ func mutateDeployment(dep *appsv1.Deployment, ep *voicev1alpha1.StreamEndpoint, 
 	tmpl.Labels = withEntries(tmpl.Labels, endpointLabels(ep))
 	tmpl.Annotations = withEntries(tmpl.Annotations, map[string]string{defaultContainerAnnotation: ContainerBot})
 
+	// A new pod is ready before an old one begins to drain: capacity never
+	// dips during a rollout.
+	dep.Spec.Strategy = appsv1.DeploymentStrategy{
+		Type: appsv1.RollingUpdateDeploymentStrategyType,
+		RollingUpdate: &appsv1.RollingUpdateDeployment{
+			MaxUnavailable: ptr.To(intstr.FromInt32(0)),
+			MaxSurge:       ptr.To(intstr.FromString("25%")),
+		},
+	}
+
 	want := podSpec(ep, gatewayImage)
 	cur := &tmpl.Spec
+	cur.TerminationGracePeriodSeconds = want.TerminationGracePeriodSeconds
 	cur.ServiceAccountName = want.ServiceAccountName
 	cur.DeprecatedServiceAccount = want.DeprecatedServiceAccount
 	cur.AutomountServiceAccountToken = want.AutomountServiceAccountToken

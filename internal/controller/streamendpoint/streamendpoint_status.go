@@ -2,6 +2,8 @@ package streamendpoint
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -43,6 +45,12 @@ const (
 	ReasonInvalidSpec = "InvalidSpec"
 	// ReasonMissingPublicURL: external mode without spec.publicURL.
 	ReasonMissingPublicURL = "MissingPublicURL"
+	// ReasonMissingStreamKey: the manager has no stream token key to derive
+	// the endpoint's from.
+	ReasonMissingStreamKey = "MissingStreamKey"
+	// ReasonHealthURLNotAllowed: spec.external.healthURL points somewhere
+	// other than the handler (publicURL's host or a Service of the namespace).
+	ReasonHealthURLNotAllowed = "HealthURLNotAllowed"
 	// ReasonInvalidPublicURL: spec.ingress with a publicURL that has no host.
 	ReasonInvalidPublicURL = "InvalidPublicURL"
 	// ReasonMissingGatewayImage: neither spec.gateway.image nor the manager's
@@ -71,6 +79,11 @@ type scope struct {
 	health *healthResult
 	// activeStreams counts Calls streaming here; nil when counting failed.
 	activeStreams *int32
+	// streamsByPod counts them by the pod holding the socket.
+	streamsByPod map[string]int32
+	// pods are the endpoint's pods; nil when not read (external mode, or
+	// listing failed).
+	pods []corev1.Pod
 	// stalled is the problem that stopped this pass, if any.
 	stalled *stalledError
 	// err is what failed in this pass and will be retried.
@@ -112,6 +125,8 @@ func setStatus(s *scope, now time.Time) {
 		}
 	}
 
+	setLoad(s, ready.Status == metav1.ConditionTrue)
+
 	stalledCond := stalledCondition(s)
 	var reconciling *metav1.Condition
 	if stalledCond == nil {
@@ -141,6 +156,65 @@ func setStatus(s *scope, now time.Time) {
 	if s.err == nil {
 		st.ObservedGeneration = ep.Generation
 	}
+}
+
+// setLoad reports each pod's calls and the free slots pacing may use: those
+// of ready pods that are not draining, nothing while the endpoint is not
+// Ready.
+func setLoad(s *scope, ready bool) {
+	ep := s.endpoint
+	st := &ep.Status
+	if ep.Spec.External != nil {
+		st.Pods, st.DrainingReplicas, st.FreeSlots = nil, 0, 0
+		if ready {
+			st.FreeSlots = max(0, st.Capacity-st.ActiveStreams)
+		}
+		return
+	}
+	if s.pods == nil {
+		// Not read this pass: keep what was reported, but promise nothing.
+		st.FreeSlots = 0
+		return
+	}
+	pods := make([]voicev1alpha1.EndpointPodStatus, 0, len(s.pods))
+	var draining, free int32
+	for i := range s.pods {
+		p := &s.pods[i]
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue // holds no sockets
+		}
+		ps := voicev1alpha1.EndpointPodStatus{
+			Name:          p.Name,
+			Draining:      !p.DeletionTimestamp.IsZero(),
+			ActiveStreams: s.streamsByPod[p.Name],
+		}
+		ps.Ready = !ps.Draining && podReady(p)
+		if ps.Draining {
+			draining++
+		}
+		if ps.Ready {
+			free += max(0, maxStreamsPerReplica(ep)-ps.ActiveStreams)
+		}
+		pods = append(pods, ps)
+	}
+	slices.SortFunc(pods, func(a, b voicev1alpha1.EndpointPodStatus) int { return strings.Compare(a.Name, b.Name) })
+	if len(pods) == 0 {
+		pods = nil
+	}
+	st.Pods, st.DrainingReplicas = pods, draining
+	st.FreeSlots = 0
+	if ready {
+		st.FreeSlots = free
+	}
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 func setCondition(ep *voicev1alpha1.StreamEndpoint, c *metav1.Condition, now time.Time) {

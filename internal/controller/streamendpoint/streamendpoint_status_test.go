@@ -293,7 +293,38 @@ func TestHealthMessageHidesPassword(t *testing.T) {
 	defer srv.Close()
 	u := strings.Replace(srv.URL, "http://", "http://probe:s3cret@", 1) + "/healthz?x=1"
 	h := checkHealth(context.Background(), srv.Client(), u)
-	if h.healthy || strings.Contains(h.message, "s3cret") || !strings.Contains(h.message, "418") {
-		t.Errorf("checkHealth = %+v, want unhealthy, the status, and no password", h)
+	if h.healthy || h.message != unhealthyMessage || strings.Contains(h.detail, "s3cret") || !strings.Contains(h.detail, "418") {
+		t.Errorf("checkHealth = %+v, want unhealthy, the status in the detail only, and no password", h)
+	}
+}
+
+func TestHealthURLAllowed(t *testing.T) {
+	for _, tc := range []struct {
+		name, publicURL, healthURL string
+		ok                         bool
+	}{
+		{"publicURL's host", "wss://bots.example.com/stream", "https://bots.example.com/healthz", true},
+		{"publicURL's host, another port", "wss://bots.example.com/stream", "http://bots.example.com:8080/healthz", true},
+		{"a Service of the namespace", "wss://bots.example.com/", "http://bot-health.tenant.svc:8080/ready", true},
+		{"a Service of the namespace, full name", "wss://bots.example.com/", "http://bot-health.tenant.svc.cluster.local/ready", true},
+		// The demo: handler processes on loopback, publicURL there too.
+		{"loopback where the handler is", "ws://127.0.0.1:18443/", "http://127.0.0.1:18443/healthz", true},
+		{"loopback elsewhere", "wss://bots.example.com/", "http://127.0.0.1:2379/version", false},
+		{"localhost elsewhere", "wss://bots.example.com/", "http://localhost:2379/version", false},
+		{"another namespace's Service", "wss://bots.example.com/", "http://etcd.kube-system.svc:2379/version", false},
+		{"a Service's pod subdomain", "wss://bots.example.com/", "http://a.b.tenant.svc/", false},
+		{"metadata address", "wss://bots.example.com/", "http://169.254.169.254/latest/meta-data/", false},
+		{"metadata address as publicURL too", "ws://169.254.169.254/", "http://169.254.169.254/latest/", false},
+		{"another host", "wss://bots.example.com/", "https://intranet.example.com/", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ep := &voicev1alpha1.StreamEndpoint{}
+			ep.Namespace = "tenant"
+			ep.Spec.PublicURL = tc.publicURL
+			ep.Spec.External = &voicev1alpha1.ExternalEndpoint{HealthURL: tc.healthURL}
+			if err := healthURLAllowed(ep); (err == nil) != tc.ok {
+				t.Errorf("healthURLAllowed = %v, want allowed %v", err, tc.ok)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+	"github.com/callfleet/callfleet/internal/streamtoken"
 	"github.com/callfleet/callfleet/internal/testenv"
 )
 
@@ -39,6 +41,9 @@ var (
 	// mgr runs the Reconciler under test.
 	mgr ctrl.Manager
 )
+
+// testRootKey is the manager's root stream token key in these tests.
+var testRootKey = []byte("root-key-of-the-test-manager-0123456789")
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -72,9 +77,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	r := &Reconciler{
-		Client:       mgr.GetClient(),
-		Scheme:       mgr.GetScheme(),
-		GatewayImage: testGatewayImage,
+		Client:          mgr.GetClient(),
+		APIReader:       mgr.GetAPIReader(),
+		StreamTokenKeys: streamtoken.Keys{testRootKey},
+		Scheme:          mgr.GetScheme(),
+		GatewayImage:    testGatewayImage,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, "setting up the controller:", err)
@@ -147,11 +154,17 @@ func managedEndpoint(ns, name string, opts ...func(*voicev1alpha1.StreamEndpoint
 }
 
 // externalEndpoint is an external-mode endpoint with the given changes.
+// Its publicURL is on the health URL's host, where the handler runs (the
+// controller checks no other host).
 func externalEndpoint(ns, name, healthURL string, opts ...func(*voicev1alpha1.StreamEndpoint)) *voicev1alpha1.StreamEndpoint {
+	u, err := url.Parse(healthURL)
+	if err != nil {
+		panic(err)
+	}
 	ep := &voicev1alpha1.StreamEndpoint{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: voicev1alpha1.StreamEndpointSpec{
-			PublicURL: "wss://bots.example.com/stream",
+			PublicURL: "ws://" + u.Host + "/stream",
 			External:  &voicev1alpha1.ExternalEndpoint{HealthURL: healthURL, Capacity: 7},
 		},
 	}

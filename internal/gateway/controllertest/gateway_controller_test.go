@@ -97,13 +97,13 @@ func TestCallControllerThroughGateway(t *testing.T) {
 	go func() {
 		done <- gateway.Run(gctx, h.Env.Config, gateway.RunOptions{
 			Options: gateway.Options{
-				Namespace:  ns,
-				Endpoint:   endpoint,
-				BotURL:     "ws" + strings.TrimPrefix(bot.URL, "http") + "/",
-				TokenKey:   h.TokenKey, // the manager's signing key
-				PodName:    "gw-int-0",
-				Registerer: prometheus.NewRegistry(),
-				Logger:     logr.Discard(),
+				Namespace:    ns,
+				Endpoint:     endpoint,
+				BotURL:       "ws" + strings.TrimPrefix(bot.URL, "http") + "/",
+				TokenRootKey: h.TokenKey, // the manager's root key
+				PodName:      "gw-int-0",
+				Registerer:   prometheus.NewRegistry(),
+				Logger:       logr.Discard(),
 			},
 			Listener:           ln,
 			MetricsBindAddress: "0",

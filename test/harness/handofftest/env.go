@@ -185,7 +185,7 @@ func (e *Env) startGateway() error {
 			Namespace:    e.Namespace,
 			Endpoint:     Endpoint,
 			BotURL:       e.Bot.URL,
-			TokenKey:     e.H.TokenKey,
+			TokenRootKey: e.H.TokenKey,
 			PodName:      "gateway-0",
 			DefaultFrom:  harness.CallerID,
 			PingInterval: 5 * time.Second,
