@@ -52,10 +52,10 @@ func main() {
 	var o options
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint (0 disables).")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
-	flag.StringVar(&o.webhookAddr, "webhook-bind-address", ":9443", "Address of the Piopiy webhook receiver (POST /piopiy/events/<token>).")
+	flag.StringVar(&o.webhookAddr, "webhook-bind-address", ":9443", "Address of the Piopiy webhook receiver (POST /piopiy/accounts/<namespace>/<secret>/<token>, and /piopiy/events/<token> when a global token is set).")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so only one manager replica reconciles.")
 	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the manager's).")
-	flag.StringVar(&o.webhookTokenFile, "webhook-token-file", "", "File holding the secret path token of the webhook URL (env CALLFLEET_WEBHOOK_TOKEN otherwise).")
+	flag.StringVar(&o.webhookTokenFile, "webhook-token-file", "", "File holding the secret path token of the global webhook URL, the fallback for accounts without a webhookToken (env CALLFLEET_WEBHOOK_TOKEN otherwise; unset turns the global URL off).")
 	flag.StringVar(&o.streamKeyFile, "stream-token-key-file", "", "File holding the key that signs ws_url tokens, shared with the gateways (env CALLFLEET_STREAM_TOKEN_KEY otherwise).")
 	flag.StringVar(&o.defaultAccount, "default-account", "", "namespace/name of the Secret with the default Piopiy account (appId, secret, from).")
 	flag.StringVar(&o.restURL, "piopiy-rest-url", piopiy.DefaultRESTBaseURL, "Base URL of Piopiy's call API (make-call).")
@@ -80,8 +80,10 @@ func main() {
 
 func run(ctx context.Context, o options) error {
 	log := ctrl.Log.WithName("setup")
+	// The global webhook URL is a fallback for accounts without a
+	// webhookToken of their own; without a global token it is off.
 	webhookToken, err := secretValue(o.webhookTokenFile, "CALLFLEET_WEBHOOK_TOKEN")
-	if err != nil {
+	if err != nil && (o.webhookTokenFile != "" || !errors.Is(err, errUnset)) {
 		return fmt.Errorf("webhook token: %w", err)
 	}
 	streamKey, err := secretValue(o.streamKeyFile, "CALLFLEET_STREAM_TOKEN_KEY")
@@ -157,7 +159,12 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
-	receiver := &webhook.Receiver{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Token: string(webhookToken), CacheWait: 500 * time.Millisecond}
+	receiver := &webhook.Receiver{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Token: string(webhookToken), CacheWait: 500 * time.Millisecond,
+		// Its own resolver: a URL names the Secret to read, so a stranger's
+		// made-up URLs must not cost more than a few reads a second.
+		Accounts: &account.Resolver{Reader: mgr.GetAPIReader(), Default: defaultAccount, ReadLimit: rate.NewLimiter(20, 40)},
+	}
 	if err := mgr.Add(webhookServer(o.webhookAddr, receiver)); err != nil {
 		return err
 	}
@@ -180,6 +187,7 @@ type webhookRunnable struct {
 func webhookServer(addr string, h http.Handler) *webhookRunnable {
 	mux := http.NewServeMux()
 	mux.Handle(webhook.PathPrefix, h)
+	mux.Handle(webhook.AccountPathPrefix, h)
 	return &webhookRunnable{srv: &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 }
 
@@ -217,5 +225,8 @@ func secretValue(file, env string) ([]byte, error) {
 	if v := os.Getenv(env); v != "" {
 		return []byte(v), nil
 	}
-	return nil, fmt.Errorf("set a file flag or %s", env)
+	return nil, fmt.Errorf("%w: set a file flag or %s", errUnset, env)
 }
+
+// errUnset: neither the file flag nor the environment variable is set.
+var errUnset = errors.New("not set")

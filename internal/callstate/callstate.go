@@ -114,7 +114,7 @@ func applyEvent(call *voicev1alpha1.Call, ev *piopiy.Event) Result {
 		return Unmatched
 	}
 	c := &changes{}
-	at := eventTime(ev.Time)
+	at := saneEventTime(call, a, ev.Time)
 	c.settlePlaced(a, ev.RequestID, at)
 	current := a == Current(st)
 
@@ -171,24 +171,27 @@ func ApplyCDR(call *voicev1alpha1.Call, cdr *piopiy.CDR, settledBy string) Resul
 		return Unmatched
 	}
 	c := &changes{}
-	c.settlePlaced(a, cdr.RequestID, timeOrNil(cdr.StartTime))
+	c.settlePlaced(a, cdr.RequestID, saneTime(call, a, cdr.StartTime))
 	if cdr.Leg == piopiy.LegB {
 		if a == Current(st) && cdr.Status == piopiy.CDRMissed {
 			// The agent's leg ended unanswered: the same as its hangup
 			// event while ringing, for when that event was lost.
-			end := timeOrNil(cdr.EndTime)
+			end := saneTime(call, a, cdr.EndTime)
 			if end == nil {
-				end = timeOrNil(cdr.Time)
+				end = saneTime(call, a, cdr.Time)
 			}
 			agentMissed(call.Status.Handoff, cdr.To.String(), end, c)
 		}
 		return c.result()
 	}
+	if cdr.Status != piopiy.CDRAnswered && a.AnswerTime != nil && a.State != voicev1alpha1.AttemptEnded {
+		return Contradicted
+	}
 	c.setString(&a.CMIUUID, cdr.CMIUUID)
 	if cdr.Status == piopiy.CDRAnswered {
-		c.earliest(&a.AnswerTime, timeOrNil(cdr.AnswerTime))
+		c.earliest(&a.AnswerTime, saneTime(call, a, cdr.AnswerTime))
 	}
-	c.earliest(&a.EndTime, timeOrNil(cdr.EndTime))
+	c.earliest(&a.EndTime, saneTime(call, a, cdr.EndTime))
 	if a.State != voicev1alpha1.AttemptEnded {
 		a.State = voicev1alpha1.AttemptEnded
 		a.Outcome, a.Message = outcomeOf(call, a, cdr)
