@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/callfleet/callfleet/internal/account"
 	"github.com/callfleet/callfleet/internal/controller/call"
+	"github.com/callfleet/callfleet/internal/httpserver"
 	"github.com/callfleet/callfleet/internal/scheme"
 	"github.com/callfleet/callfleet/internal/webhook"
 	"github.com/callfleet/callfleet/pkg/piopiy"
@@ -45,6 +47,7 @@ type options struct {
 	settleTimeout, cdrGrace             time.Duration
 	watchNamespaces                     string
 	callWorkers                         int
+	webhookMaxConns                     int
 	gatewayImage                        string
 }
 
@@ -67,6 +70,7 @@ func main() {
 	flag.StringVar(&o.watchNamespaces, "namespaces", "", "Comma-separated namespaces to watch (default: all). Shard managers by namespace with this.")
 	flag.StringVar(&o.gatewayImage, "gateway-image", "ghcr.io/callfleet/stream-gateway:v0.1.0", "Stream gateway image for StreamEndpoints that do not set spec.gateway.image.")
 	flag.IntVar(&o.callWorkers, "call-workers", 16, "Calls reconciled in parallel.")
+	flag.IntVar(&o.webhookMaxConns, "webhook-max-connections", httpserver.Defaults().MaxConns, "Connections the webhook receiver serves at once; more wait in the listen backlog.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -165,7 +169,9 @@ func run(ctx context.Context, o options) error {
 		// made-up URLs must not cost more than a few reads a second.
 		Accounts: &account.Resolver{Reader: mgr.GetAPIReader(), Default: defaultAccount, ReadLimit: rate.NewLimiter(20, 40)},
 	}
-	if err := mgr.Add(webhookServer(o.webhookAddr, receiver)); err != nil {
+	limits := httpserver.Defaults()
+	limits.MaxConns = o.webhookMaxConns
+	if err := mgr.Add(webhookServer(o.webhookAddr, limits, receiver)); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -178,24 +184,36 @@ func run(ctx context.Context, o options) error {
 	return mgr.Start(ctx)
 }
 
-// webhookServer serves the Piopiy receiver on every replica (not only the
+// webhookRunnable serves the Piopiy receiver on every replica (not only the
 // leader): any replica can take a webhook, the write goes to the apiserver.
+// It faces the internet, so every phase of a connection is bounded.
 type webhookRunnable struct {
-	srv *http.Server
+	addr   string
+	limits httpserver.Limits
+	srv    *http.Server
+	// ready, when set, receives the listening address (tests).
+	ready func(net.Addr)
 }
 
-func webhookServer(addr string, h http.Handler) *webhookRunnable {
+func webhookServer(addr string, limits httpserver.Limits, h http.Handler) *webhookRunnable {
 	mux := http.NewServeMux()
 	mux.Handle(webhook.PathPrefix, h)
 	mux.Handle(webhook.AccountPathPrefix, h)
-	return &webhookRunnable{srv: &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	return &webhookRunnable{addr: addr, limits: limits, srv: limits.Server(mux)}
 }
 
 func (w *webhookRunnable) NeedLeaderElection() bool { return false }
 
 func (w *webhookRunnable) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", w.addr)
+	if err != nil {
+		return fmt.Errorf("webhook receiver: %w", err)
+	}
+	if w.ready != nil {
+		w.ready(ln.Addr())
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- w.srv.ListenAndServe() }()
+	go func() { errc <- w.srv.Serve(w.limits.Listener(ln)) }()
 	select {
 	case err := <-errc:
 		return err
