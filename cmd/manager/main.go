@@ -20,14 +20,17 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/callfleet/callfleet/internal/account"
+	"github.com/callfleet/callfleet/internal/cachescope"
 	"github.com/callfleet/callfleet/internal/controller/call"
 	"github.com/callfleet/callfleet/internal/httpserver"
 	"github.com/callfleet/callfleet/internal/scheme"
@@ -48,12 +51,14 @@ type options struct {
 	watchNamespaces                     string
 	callWorkers                         int
 	webhookMaxConns                     int
+	metricsSecure                       bool
 	gatewayImage                        string
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint (0 disables).")
+	flag.BoolVar(&o.metricsSecure, "metrics-secure", true, "Serve /metrics over HTTPS to callers the apiserver authenticates and authorizes (get on the /metrics non-resource URL); false serves plain HTTP to anyone, for a trusted network only.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
 	flag.StringVar(&o.webhookAddr, "webhook-bind-address", ":9443", "Address of the Piopiy webhook receiver (POST /piopiy/accounts/<namespace>/<secret>/<token>, and /piopiy/events/<token> when a global token is set).")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so only one manager replica reconciles.")
@@ -103,63 +108,11 @@ func run(ctx context.Context, o options) error {
 		defaultAccount = types.NamespacedName{Namespace: ns, Name: name}
 	}
 
-	// The StreamEndpoint controller watches the kinds it makes; cache only
-	// those it made, not every Deployment in the cluster.
-	ours := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": "callfleet"})}
-	cacheOpts := cache.Options{
-		// Status-heavy objects: managedFields would double the cache's memory.
-		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject: map[client.Object]cache.ByObject{
-			&appsv1.Deployment{}: ours, &corev1.Service{}: ours, &corev1.ServiceAccount{}: ours,
-			&networkingv1.Ingress{}: ours, &rbacv1.Role{}: ours, &rbacv1.RoleBinding{}: ours,
-		},
-	}
-	if o.watchNamespaces != "" {
-		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
-		for _, ns := range strings.Split(o.watchNamespaces, ",") {
-			cacheOpts.DefaultNamespaces[strings.TrimSpace(ns)] = cache.Config{}
-		}
-	}
-	cfg := ctrl.GetConfigOrDie()
-	cfg.QPS, cfg.Burst = 100, 200
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  scheme.New(),
-		Cache:                   cacheOpts,
-		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
-		HealthProbeBindAddress:  o.probeAddr,
-		LeaderElection:          o.leaderElect,
-		LeaderElectionID:        "manager.callfleet.dev",
-		LeaderElectionNamespace: o.leaderElectionNamespace,
-		// A new leader must not start before the old one stopped dialing.
-		LeaderElectionReleaseOnCancel: true,
-	})
+	mgr, err := newManager(ctrl.GetConfigOrDie(), o)
 	if err != nil {
-		return fmt.Errorf("creating manager: %w", err)
+		return err
 	}
-
-	// Every controller that talks to Piopiy shares the accounts, the
-	// clients (and their connection pools) and one rate limit.
-	pio := piopiyDeps{
-		accounts: &account.Resolver{Reader: mgr.GetAPIReader(), Default: defaultAccount},
-		clients:  &call.ClientCache{Options: []piopiy.Option{piopiy.WithRESTBaseURL(o.restURL), piopiy.WithActionBaseURL(o.actionURL)}},
-		limiter:  rate.NewLimiter(rate.Limit(o.piopiyQPS), o.piopiyBurst),
-	}
-	calls := &call.Reconciler{
-		Client:        mgr.GetClient(),
-		APIReader:     mgr.GetAPIReader(),
-		Recorder:      mgr.GetEventRecorder("callfleet-call"),
-		Accounts:      pio.accounts,
-		Piopiy:        pio.clients,
-		Limiter:       pio.limiter,
-		TokenKey:      streamKey,
-		SettleTimeout: o.settleTimeout,
-		CDRGrace:      o.cdrGrace,
-		Workers:       o.callWorkers,
-	}
-	if err := calls.SetupWithManager(ctx, mgr); err != nil {
-		return fmt.Errorf("setting up Call controller: %w", err)
-	}
-	if err := setupOtherControllers(ctx, mgr, o, pio); err != nil {
+	if err := setupControllers(ctx, mgr, o, streamKey, defaultAccount); err != nil {
 		return err
 	}
 
@@ -182,6 +135,85 @@ func run(ctx context.Context, o options) error {
 	}
 	log.Info("Starting manager", "webhook", o.webhookAddr, "piopiy", o.restURL)
 	return mgr.Start(ctx)
+}
+
+// newManager makes the manager with callfleet's cache scope: only the
+// objects callfleet made, ConfigMaps without data (cachescope), no Secrets,
+// no managedFields.
+func newManager(cfg *rest.Config, o options) (ctrl.Manager, error) {
+	// The StreamEndpoint controller watches the kinds it makes; cache only
+	// those it made, not every Deployment in the cluster.
+	ours := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": "callfleet"})}
+	cacheOpts := cachescope.Apply(cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&appsv1.Deployment{}: ours, &corev1.Service{}: ours, &corev1.ServiceAccount{}: ours,
+			&networkingv1.Ingress{}: ours, &rbacv1.Role{}: ours, &rbacv1.RoleBinding{}: ours,
+		},
+	})
+	if o.watchNamespaces != "" {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range strings.Split(o.watchNamespaces, ",") {
+			cacheOpts.DefaultNamespaces[strings.TrimSpace(ns)] = cache.Config{}
+		}
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = 100, 200
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme.New(),
+		Cache:                   cacheOpts,
+		NewClient:               cachescope.NewClient,
+		Metrics:                 metricsOptions(o),
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "manager.callfleet.dev",
+		LeaderElectionNamespace: o.leaderElectionNamespace,
+		// A new leader must not start before the old one stopped dialing.
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	return mgr, nil
+}
+
+// setupControllers registers every controller on mgr.
+func setupControllers(ctx context.Context, mgr ctrl.Manager, o options, streamKey []byte, defaultAccount types.NamespacedName) error {
+	// Every controller that talks to Piopiy shares the accounts, the
+	// clients (and their connection pools) and one rate limit.
+	pio := piopiyDeps{
+		accounts: &account.Resolver{Reader: mgr.GetAPIReader(), Default: defaultAccount},
+		clients:  &call.ClientCache{Options: []piopiy.Option{piopiy.WithRESTBaseURL(o.restURL), piopiy.WithActionBaseURL(o.actionURL)}},
+		limiter:  rate.NewLimiter(rate.Limit(o.piopiyQPS), o.piopiyBurst),
+	}
+	calls := &call.Reconciler{
+		Client:        mgr.GetClient(),
+		APIReader:     mgr.GetAPIReader(),
+		Recorder:      mgr.GetEventRecorder("callfleet-call"),
+		Accounts:      pio.accounts,
+		Piopiy:        pio.clients,
+		Limiter:       pio.limiter,
+		TokenKey:      streamKey,
+		SettleTimeout: o.settleTimeout,
+		CDRGrace:      o.cdrGrace,
+		Workers:       o.callWorkers,
+	}
+	if err := calls.SetupWithManager(ctx, mgr); err != nil {
+		return fmt.Errorf("setting up Call controller: %w", err)
+	}
+	return setupOtherControllers(ctx, mgr, o, pio)
+}
+
+// metricsOptions serves /metrics behind controller-runtime's authn/authz
+// filter (TokenReview and SubjectAccessReview) unless --metrics-secure=false.
+func metricsOptions(o options) metricsserver.Options {
+	if !o.metricsSecure {
+		return metricsserver.Options{BindAddress: o.metricsAddr}
+	}
+	return metricsserver.Options{
+		BindAddress:    o.metricsAddr,
+		SecureServing:  true,
+		FilterProvider: filters.WithAuthenticationAndAuthorization,
+	}
 }
 
 // webhookRunnable serves the Piopiy receiver on every replica (not only the

@@ -2,6 +2,12 @@
 // controller-runtime's registry so they are served with its own at /metrics.
 package metrics
 
+// /metrics is served behind controller-runtime's authn/authz filter
+// (--metrics-secure), which asks the apiserver who a scraper is and whether
+// it may get the /metrics URL.
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
