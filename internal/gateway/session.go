@@ -48,6 +48,8 @@ type session struct {
 	cause   endCause // set before done closes
 
 	stopSent atomic.Bool // stop went to Piopiy: no more audio to it
+	// handoffBusy is set while a bot handoff request is being recorded.
+	handoffBusy atomic.Bool
 
 	mu    sync.Mutex // control state below; serializes control frames
 	ctl   controlState
