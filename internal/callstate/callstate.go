@@ -114,7 +114,12 @@ func applyEvent(call *voicev1alpha1.Call, ev *piopiy.Event) Result {
 		return Unmatched
 	}
 	c := &changes{}
-	at := saneEventTime(call, a, ev.Time)
+	at := saneTime(call, a, ev.Time)
+	if at == nil {
+		// No believable time: the facts count, at the time of receipt, but
+		// only where no time is recorded yet.
+		at, c.receiptTime = eventTime(time.Time{}), true
+	}
 	c.settlePlaced(a, ev.RequestID, at)
 	current := a == Current(st)
 
@@ -372,7 +377,12 @@ func advancePhase(st *voicev1alpha1.CallStatus, c *changes) {
 }
 
 // changes tracks whether Apply altered anything.
-type changes struct{ changed bool }
+type changes struct {
+	changed bool
+	// receiptTime: the event's own time was not believable, so its times
+	// fill gaps and never replace a recorded time.
+	receiptTime bool
+}
 
 func (c *changes) result() Result {
 	if c.changed {
@@ -394,7 +404,7 @@ func (c *changes) earliest(dst **metav1.Time, t *metav1.Time) {
 	if t == nil {
 		return
 	}
-	if *dst == nil || t.Before(*dst) {
+	if *dst == nil || (t.Before(*dst) && !c.receiptTime) {
 		*dst = t
 		c.changed = true
 	}

@@ -43,12 +43,3 @@ func saneTime(call *voicev1alpha1.Call, a *voicev1alpha1.CallAttempt, t time.Tim
 // lifetimeSlack covers what follows a call's end inside its record: the
 // CDR's own timestamp, a hangup sent late, clock skew.
 const lifetimeSlack = 5 * time.Minute
-
-// saneEventTime is saneTime for a live event, whose time is needed: an
-// unset or unbelievable time becomes the time of receipt.
-func saneEventTime(call *voicev1alpha1.Call, a *voicev1alpha1.CallAttempt, t time.Time) *metav1.Time {
-	if at := saneTime(call, a, t); at != nil {
-		return at
-	}
-	return eventTime(time.Time{})
-}
