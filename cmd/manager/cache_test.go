@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/callfleet/callfleet/internal/testenv"
@@ -27,6 +29,7 @@ func TestUnrelatedConfigMapsDoNotMoveTheHeap(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes 200 MB to etcd")
 	}
+	ctrl.SetLogger(logr.Discard())
 	env, err := testenv.Start()
 	if err != nil {
 		t.Fatal(err)
