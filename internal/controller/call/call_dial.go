@@ -61,6 +61,9 @@ func (r *Reconciler) dial(ctx context.Context, call *voicev1alpha1.Call) (ctrl.R
 		err := fmt.Errorf("no caller id: set spec.from or the %q key of account Secret %s", account.KeyFrom, acct.Source)
 		return r.accountProblem(call, &errStalled{reason: "NoCallerID", err: err})
 	}
+	if wait, err := r.sinceRefusal(call); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, err
+	}
 	r.setCondition(call, ConditionAccountResolved, true, "Resolved", "using account Secret "+acct.Source)
 	api, err := r.Piopiy.For(acct.Credentials)
 	if err != nil {
@@ -157,7 +160,7 @@ func (r *Reconciler) afterDial(call *voicev1alpha1.Call, result dialResult) (ctr
 		if refusedCredentials(result) {
 			// Nothing was placed and the intent was withdrawn: the Call
 			// waits, Stalled, for the Secret to be fixed.
-			return r.accountProblem(call, &errStalled{reason: "AuthenticationFailed",
+			return r.accountProblem(call, &errStalled{reason: reasonAuthenticationFailed,
 				err: fmt.Errorf("Piopiy refused the account's credentials, so nothing was placed; fix the app id or secret in the account Secret: %w", result.err)})
 		}
 		return ctrl.Result{}, nil
@@ -346,6 +349,26 @@ func (r *Reconciler) accountProblem(call *voicev1alpha1.Call, err error) (ctrl.R
 	// replace the interval.
 	return ctrl.Result{RequeueAfter: AccountRetryInterval}, &errStalled{reason: reason, err: err}
 }
+
+// sinceRefusal keeps a Call whose credentials Piopiy refused from dialing
+// again before AccountRetryInterval has passed since the refusal: the
+// withdrawn attempt's own status write wakes it at once, and each pass would
+// be another refused request to Piopiy. It returns how long is left, and the
+// stall to report meanwhile.
+func (r *Reconciler) sinceRefusal(call *voicev1alpha1.Call) (time.Duration, error) {
+	c := meta.FindStatusCondition(call.Status.Conditions, ConditionAccountResolved)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != reasonAuthenticationFailed {
+		return 0, nil
+	}
+	wait := c.LastTransitionTime.Add(AccountRetryInterval).Sub(r.Now())
+	if wait <= 0 {
+		return 0, nil
+	}
+	return wait, &errStalled{reason: reasonAuthenticationFailed, err: errors.New(c.Message)}
+}
+
+// reasonAuthenticationFailed: Piopiy refused the account's credentials.
+const reasonAuthenticationFailed = "AuthenticationFailed"
 
 // AccountRetryInterval is how often a Call stalled on its account Secret
 // looks at it again.
