@@ -19,7 +19,7 @@ import (
 // timeouts (short here; the defaults are seconds).
 func TestReceiverClosesIdleConnections(t *testing.T) {
 	l := httpserver.Defaults()
-	l.ReadHeaderTimeout, l.IdleTimeout, l.MaxConns = 100*time.Millisecond, 100*time.Millisecond, 200
+	l.ReadHeaderTimeout, l.IdleTimeout, l.MaxConns = time.Second, 100*time.Millisecond, 200
 	w := webhookServer("127.0.0.1:0", l, &webhook.Receiver{})
 	addr := make(chan net.Addr, 1)
 	w.ready = func(a net.Addr) { addr <- a }

@@ -16,37 +16,64 @@ import (
 // by the server, and never more than MaxConns are open at once.
 func TestIdleConnectionsClosedByTheIdleTimeout(t *testing.T) {
 	l := httpserver.Defaults()
-	l.ReadHeaderTimeout, l.IdleTimeout, l.MaxConns = 100*time.Millisecond, 100*time.Millisecond, 200
+	l.ReadHeaderTimeout, l.IdleTimeout, l.MaxConns = time.Second, 100*time.Millisecond, 200
 	srv := l.Server(http.NotFoundHandler())
-	var (
-		mu         sync.Mutex
-		open, peak int
-	)
-	srv.ConnState = func(_ net.Conn, s http.ConnState) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch s {
-		case http.StateNew:
-			open++
-			peak = max(peak, open)
-		case http.StateClosed, http.StateHijacked:
-			open--
-		}
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = srv.Serve(l.Listener(ln)) }()
+	counted := &countingListener{Listener: l.Listener(ln)}
+	go func() { _ = srv.Serve(counted) }()
 	defer srv.Close()
 
 	const n = 1000
 	if closed := httpservertest.IdleConnections(t, ln.Addr().String(), n, 2*time.Minute); closed != n {
 		t.Fatalf("the server closed %d of %d idle connections", closed, n)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if peak > l.MaxConns {
+	if peak := counted.peak(); peak > l.MaxConns {
 		t.Fatalf("%d connections open at once, cap %d", peak, l.MaxConns)
 	}
+}
+
+// countingListener counts the connections the capped listener has handed
+// out and not yet closed.
+type countingListener struct {
+	net.Listener
+	mu         sync.Mutex
+	open, high int
+}
+
+func (c *countingListener) Accept() (net.Conn, error) {
+	conn, err := c.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.open++
+	c.high = max(c.high, c.open)
+	c.mu.Unlock()
+	return &countedConn{Conn: conn, l: c}, nil
+}
+
+func (c *countingListener) peak() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.high
+}
+
+type countedConn struct {
+	net.Conn
+	l    *countingListener
+	once sync.Once
+}
+
+// Close counts the connection gone before the capped listener may hand
+// out the next one.
+func (c *countedConn) Close() error {
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		c.l.open--
+		c.l.mu.Unlock()
+	})
+	return c.Conn.Close()
 }

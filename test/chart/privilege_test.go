@@ -28,7 +28,9 @@ func managerRules(t testing.TB, objs []object) any {
 	}
 	all := append(cluster, namespaced...)
 	// controller-gen sorts rules by group; so does role.yaml.
-	slices.SortStableFunc(all, func(a, b any) int { return strings.Compare(canonical(get(a, "apiGroups")), canonical(get(b, "apiGroups"))) })
+	slices.SortStableFunc(all, func(a, b any) int {
+		return strings.Compare(canonical(get(a, "apiGroups")), canonical(get(b, "apiGroups")))
+	})
 	return all
 }
 

@@ -31,20 +31,21 @@ func IdleConnections(t testing.TB, addr string, n int, wait time.Duration) int {
 		if err != nil {
 			t.Fatalf("connection %d: %v", i, err)
 		}
+		_ = c.SetDeadline(deadline)
+		// The request goes out at once, before the server's header timeout
+		// can start, however loaded the machine.
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/idle-probe", nil)
+		if i%2 == 1 {
+			if err := req.Write(c); err != nil {
+				t.Fatalf("connection %d: writing its request: %v", i, err)
+			}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer c.Close()
-			_ = c.SetDeadline(deadline)
 			br := bufio.NewReader(c)
 			if i%2 == 1 {
-				req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/idle-probe", nil)
-				if err := req.Write(c); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-					return
-				}
 				resp, err := http.ReadResponse(br, req)
 				if err != nil {
 					mu.Lock()
