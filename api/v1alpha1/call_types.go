@@ -62,9 +62,12 @@ type CallParameters struct {
 
 	// variables are sent to Piopiy as `extra_params` (echoed in its webhooks)
 	// and to the bot in the gateway's start frame. A change after dialing
-	// started applies to later attempts only.
+	// started applies to later attempts only. At most 32 variables and 8 KiB
+	// in total (names and values): Piopiy echoes them, escaped, in every
+	// webhook, and the receiver takes webhooks of at most 64 KiB.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.map(k, size(k) + size(self[k])).sum() <= 8192",message="variables may hold at most 8 KiB in total (names and values): Piopiy echoes them in every webhook"
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]{0,62}$'))",message="variable names must be identifiers: a letter or '_' then letters, digits or '_', at most 63 characters"
 	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.startsWith('callfleet_'))",message="variable names starting with 'callfleet_' are reserved"
 	Variables map[string]string `json:"variables,omitempty"`

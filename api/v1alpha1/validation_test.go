@@ -88,6 +88,8 @@ func TestCallValidationRejectsNonsense(t *testing.T) {
 		{"max duration too long", `{to: "919876543210", streamEndpointRef: {name: bots}, maxDurationSeconds: 86400}`, `spec.maxDurationSeconds in body should be less than or equal to 7200`},
 		{"ring timeout too short", `{to: "919876543210", streamEndpointRef: {name: bots}, ringTimeoutSeconds: 1}`, `spec.ringTimeoutSeconds in body should be greater than or equal to 5`},
 		{"variable name with dash", `{to: "919876543210", streamEndpointRef: {name: bots}, variables: {first-name: Asha}}`, `variable names must be identifiers`},
+		{"a 70 KB variable", `{to: "919876543210", streamEndpointRef: {name: bots}, variables: {notes: "` + strings.Repeat("a", 70_000) + `"}}`, `variables may hold at most 8 KiB in total`},
+		{"variables over 8 KiB together", `{to: "919876543210", streamEndpointRef: {name: bots}, variables: {` + manyVariables(9, 1000) + `}}`, `variables may hold at most 8 KiB in total`},
 		{"reserved variable", `{to: "919876543210", streamEndpointRef: {name: bots}, variables: {callfleet_attempt: x}}`, `variable names starting with 'callfleet_' are reserved`},
 		{"announcement with both sources", `{to: "919876543210", streamEndpointRef: {name: bots}, announcements: [{name: hi, fileName: hi.wav, url: "https://x.example/hi.wav"}]}`, `set exactly one of fileName (uploaded to Piopiy) and url`},
 		{"announcement duplicate names", `{to: "919876543210", streamEndpointRef: {name: bots}, announcements: [{name: hi, fileName: a.wav}, {name: hi, fileName: b.wav}]}`, `Duplicate value`},
@@ -214,5 +216,29 @@ func TestOtherKindsValidation(t *testing.T) {
 				t.Fatalf("error does not say %q:\n%v", tc.want, err)
 			}
 		})
+	}
+}
+
+// manyVariables is n variables of size bytes each, as a YAML flow mapping's
+// entries.
+func manyVariables(n, size int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "v%d: %s", i, strings.Repeat("x", size))
+	}
+	return b.String()
+}
+
+// TestCallVariablesUpToTheLimit: 32 variables, 8 KiB in all, are accepted;
+// the limit refuses only what Piopiy's webhooks could not echo.
+func TestCallVariablesUpToTheLimit(t *testing.T) {
+	ns := namespace(t)
+	// 32 names "vNN" of 2-3 bytes plus 250-byte values: 8,078 bytes.
+	obj := manifest(t, ns, callHeader+`spec: {to: "919876543210", streamEndpointRef: {name: bots}, variables: {`+manyVariables(32, 250)+`}}`)
+	if err := env.Client.Create(context.Background(), obj); err != nil {
+		t.Fatalf("32 variables within 8 KiB refused: %v", err)
 	}
 }

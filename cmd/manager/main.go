@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -19,15 +20,19 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/callfleet/callfleet/internal/account"
+	"github.com/callfleet/callfleet/internal/cachescope"
 	"github.com/callfleet/callfleet/internal/controller/call"
+	"github.com/callfleet/callfleet/internal/httpserver"
 	"github.com/callfleet/callfleet/internal/scheme"
 	"github.com/callfleet/callfleet/internal/streamtoken"
 	"github.com/callfleet/callfleet/internal/webhook"
@@ -49,6 +54,8 @@ type options struct {
 	settleTimeout, cdrGrace             time.Duration
 	watchNamespaces                     string
 	callWorkers                         int
+	webhookMaxConns                     int
+	metricsSecure                       bool
 	gatewayImage                        string
 	notify                              *notifyFlags
 	// streamKeys: the signing root key, then the one gateways also accept
@@ -59,11 +66,12 @@ type options struct {
 func main() {
 	var o options
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint (0 disables).")
+	flag.BoolVar(&o.metricsSecure, "metrics-secure", true, "Serve /metrics over HTTPS to callers the apiserver authenticates and authorizes (get on the /metrics non-resource URL); false serves plain HTTP to anyone, for a trusted network only.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
-	flag.StringVar(&o.webhookAddr, "webhook-bind-address", ":9443", "Address of the Piopiy webhook receiver (POST /piopiy/events/<token>).")
+	flag.StringVar(&o.webhookAddr, "webhook-bind-address", ":9443", "Address of the Piopiy webhook receiver (POST /piopiy/accounts/<namespace>/<secret>/<token>, and /piopiy/events/<token> when a global token is set).")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so only one manager replica reconciles.")
 	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the manager's).")
-	flag.StringVar(&o.webhookTokenFile, "webhook-token-file", "", "File holding the secret path token of the webhook URL (env CALLFLEET_WEBHOOK_TOKEN otherwise).")
+	flag.StringVar(&o.webhookTokenFile, "webhook-token-file", "", "File holding the secret path token of the global webhook URL, the fallback for accounts without a webhookToken (env CALLFLEET_WEBHOOK_TOKEN otherwise; unset turns the global URL off).")
 	flag.StringVar(&o.streamKeyFile, "stream-token-key-file", "", "File holding the key that signs ws_url tokens, shared with the gateways (env CALLFLEET_STREAM_TOKEN_KEY otherwise).")
 	flag.StringVar(&o.defaultAccount, "default-account", "", "namespace/name of the Secret with the default Piopiy account (appId, secret, from).")
 	flag.StringVar(&o.restURL, "piopiy-rest-url", piopiy.DefaultRESTBaseURL, "Base URL of Piopiy's call API (make-call).")
@@ -77,6 +85,7 @@ func main() {
 	flag.StringVar(&o.watchNamespaces, "namespaces", "", "Comma-separated namespaces to watch (default: all). Shard managers by namespace with this.")
 	flag.StringVar(&o.gatewayImage, "gateway-image", "ghcr.io/callfleet/stream-gateway:v0.1.0", "Stream gateway image for StreamEndpoints that do not set spec.gateway.image.")
 	flag.IntVar(&o.callWorkers, "call-workers", 16, "Calls reconciled in parallel.")
+	flag.IntVar(&o.webhookMaxConns, "webhook-max-connections", httpserver.Defaults().MaxConns, "Connections the webhook receiver serves at once; more wait in the listen backlog.")
 	zapOpts := zap.Options{Development: false}
 	o.notify = bindNotifyFlags(flag.CommandLine)
 	zapOpts.BindFlags(flag.CommandLine)
@@ -91,8 +100,10 @@ func main() {
 
 func run(ctx context.Context, o options) error {
 	log := ctrl.Log.WithName("setup")
+	// The global webhook URL is a fallback for accounts without a
+	// webhookToken of their own; without a global token it is off.
 	webhookToken, err := secretValue(o.webhookTokenFile, "CALLFLEET_WEBHOOK_TOKEN")
-	if err != nil {
+	if err != nil && (o.webhookTokenFile != "" || !errors.Is(err, errUnset)) {
 		return fmt.Errorf("webhook token: %w", err)
 	}
 	streamKey, err := secretValue(o.streamKeyFile, "CALLFLEET_STREAM_TOKEN_KEY")
@@ -116,29 +127,61 @@ func run(ctx context.Context, o options) error {
 		defaultAccount = types.NamespacedName{Namespace: ns, Name: name}
 	}
 
+	mgr, err := newManager(ctrl.GetConfigOrDie(), o)
+	if err != nil {
+		return err
+	}
+	if err := setupControllers(ctx, mgr, o, streamKey, defaultAccount); err != nil {
+		return err
+	}
+
+	receiver := &webhook.Receiver{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Token: string(webhookToken), CacheWait: 500 * time.Millisecond,
+		// Its own resolver: a URL names the Secret to read, so a stranger's
+		// made-up URLs must not cost more than a few reads a second.
+		Accounts: &account.Resolver{Reader: mgr.GetAPIReader(), Default: defaultAccount, ReadLimit: rate.NewLimiter(20, 40)},
+	}
+	limits := httpserver.Defaults()
+	limits.MaxConns = o.webhookMaxConns
+	if err := mgr.Add(webhookServer(o.webhookAddr, limits, receiver)); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	log.Info("Starting manager", "webhook", o.webhookAddr, "piopiy", o.restURL)
+	return mgr.Start(ctx)
+}
+
+// newManager makes the manager with callfleet's cache scope: only the
+// objects callfleet made, ConfigMaps without data (cachescope), no Secrets,
+// no managedFields.
+func newManager(cfg *rest.Config, o options) (ctrl.Manager, error) {
 	// The StreamEndpoint controller watches the kinds it makes; cache only
 	// those it made, not every Deployment in the cluster.
 	ours := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{"app.kubernetes.io/managed-by": "callfleet"})}
-	cacheOpts := cache.Options{
-		// Status-heavy objects: managedFields would double the cache's memory.
-		DefaultTransform: cache.TransformStripManagedFields(),
+	cacheOpts := cachescope.Apply(cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}: ours, &corev1.Service{}: ours, &corev1.ServiceAccount{}: ours,
 			&networkingv1.Ingress{}: ours, &rbacv1.Role{}: ours, &rbacv1.RoleBinding{}: ours,
 		},
-	}
+	})
 	if o.watchNamespaces != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range strings.Split(o.watchNamespaces, ",") {
 			cacheOpts.DefaultNamespaces[strings.TrimSpace(ns)] = cache.Config{}
 		}
 	}
-	cfg := ctrl.GetConfigOrDie()
+	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = 100, 200
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme.New(),
 		Cache:                   cacheOpts,
-		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		NewClient:               cachescope.NewClient,
+		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "manager.callfleet.dev",
@@ -147,9 +190,13 @@ func run(ctx context.Context, o options) error {
 		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
-		return fmt.Errorf("creating manager: %w", err)
+		return nil, fmt.Errorf("creating manager: %w", err)
 	}
+	return mgr, nil
+}
 
+// setupControllers registers every controller on mgr.
+func setupControllers(ctx context.Context, mgr ctrl.Manager, o options, streamKey []byte, defaultAccount types.NamespacedName) error {
 	// Every controller that talks to Piopiy shares the accounts, the
 	// clients (and their connection pools) and one rate limit.
 	pio := piopiyDeps{
@@ -178,41 +225,52 @@ func run(ctx context.Context, o options) error {
 	if err := setupOtherControllers(ctx, mgr, o, pio); err != nil {
 		return err
 	}
-	if err := setupNotify(mgr, o.notify); err != nil {
-		return err
-	}
-
-	receiver := &webhook.Receiver{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Token: string(webhookToken), CacheWait: 500 * time.Millisecond}
-	if err := mgr.Add(webhookServer(o.webhookAddr, receiver)); err != nil {
-		return err
-	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		return err
-	}
-	log.Info("Starting manager", "webhook", o.webhookAddr, "piopiy", o.restURL)
-	return mgr.Start(ctx)
+	return setupNotify(mgr, o.notify)
 }
 
-// webhookServer serves the Piopiy receiver on every replica (not only the
+// metricsOptions serves /metrics behind controller-runtime's authn/authz
+// filter (TokenReview and SubjectAccessReview) unless --metrics-secure=false.
+func metricsOptions(o options) metricsserver.Options {
+	if !o.metricsSecure {
+		return metricsserver.Options{BindAddress: o.metricsAddr}
+	}
+	return metricsserver.Options{
+		BindAddress:    o.metricsAddr,
+		SecureServing:  true,
+		FilterProvider: filters.WithAuthenticationAndAuthorization,
+	}
+}
+
+// webhookRunnable serves the Piopiy receiver on every replica (not only the
 // leader): any replica can take a webhook, the write goes to the apiserver.
+// It faces the internet, so every phase of a connection is bounded.
 type webhookRunnable struct {
-	srv *http.Server
+	addr   string
+	limits httpserver.Limits
+	srv    *http.Server
+	// ready, when set, receives the listening address (tests).
+	ready func(net.Addr)
 }
 
-func webhookServer(addr string, h http.Handler) *webhookRunnable {
+func webhookServer(addr string, limits httpserver.Limits, h http.Handler) *webhookRunnable {
 	mux := http.NewServeMux()
 	mux.Handle(webhook.PathPrefix, h)
-	return &webhookRunnable{srv: &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	mux.Handle(webhook.AccountPathPrefix, h)
+	return &webhookRunnable{addr: addr, limits: limits, srv: limits.Server(mux)}
 }
 
 func (w *webhookRunnable) NeedLeaderElection() bool { return false }
 
 func (w *webhookRunnable) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", w.addr)
+	if err != nil {
+		return fmt.Errorf("webhook receiver: %w", err)
+	}
+	if w.ready != nil {
+		w.ready(ln.Addr())
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- w.srv.ListenAndServe() }()
+	go func() { errc <- w.srv.Serve(w.limits.Listener(ln)) }()
 	select {
 	case err := <-errc:
 		return err
@@ -242,5 +300,8 @@ func secretValue(file, env string) ([]byte, error) {
 	if v := os.Getenv(env); v != "" {
 		return []byte(v), nil
 	}
-	return nil, fmt.Errorf("set a file flag or %s", env)
+	return nil, fmt.Errorf("%w: set a file flag or %s", errUnset, env)
 }
+
+// errUnset: neither the file flag nor the environment variable is set.
+var errUnset = errors.New("not set")

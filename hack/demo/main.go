@@ -322,7 +322,8 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 	mgrEnv := []string{"KUBECONFIG=" + kubeconfig, "CALLFLEET_WEBHOOK_TOKEN=" + webhookToken, "CALLFLEET_STREAM_TOKEN_KEY=" + streamKey}
 	mgr, err := startProc(logDir, "manager", bins["manager"], mgrEnv,
 		"--kubeconfig="+kubeconfig,
-		"--metrics-bind-address="+c.metricsAddr, "--health-probe-bind-address="+c.probeAddr,
+		"--metrics-bind-address="+c.metricsAddr, "--metrics-secure=false", // loopback only
+		"--health-probe-bind-address="+c.probeAddr,
 		"--webhook-bind-address="+c.webhookAddr,
 		"--piopiy-rest-url="+simURL, "--piopiy-action-url="+simURL,
 		"--default-account="+c.namespace+"/"+smp.accountName,

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -30,6 +31,14 @@ const (
 	KeyFrom   = "from"
 	// KeyToken holds a v3 Bearer token; its presence makes the account v3.
 	KeyToken = "token"
+	// KeyWebhookToken is the secret path token of the account's own webhook
+	// URL (/piopiy/accounts/<namespace>/<name>/<token>); events on that URL
+	// can only touch Calls dialed with this account.
+	KeyWebhookToken = "webhookToken"
+	// KeyWebhookTokenPrevious is still accepted while a rotation is under
+	// way: set the new token in KeyWebhookToken and the old one here, move
+	// the Piopiy dashboard to the new URL, then delete this key.
+	KeyWebhookTokenPrevious = "webhookTokenPrevious"
 )
 
 // Generation is the Piopiy API generation an account speaks.
@@ -47,6 +56,8 @@ var (
 	ErrNotFound = errors.New("account secret not found")
 	// ErrInvalid: the Secret exists but its keys are missing or malformed.
 	ErrInvalid = errors.New("account secret invalid")
+	// ErrBusy: the resolver's read limit is spent; nothing was read.
+	ErrBusy = errors.New("account secret reads limited; retry later")
 )
 
 // Account is what a Call dials with.
@@ -61,6 +72,12 @@ type Account struct {
 	From string
 	// Source names the Secret, for messages (never its content).
 	Source string
+	// Key is the Secret's namespace and name.
+	Key types.NamespacedName
+	// WebhookTokens are the tokens the account's webhook URL accepts: the
+	// current one first, then the previous one during a rotation. Empty
+	// means the account has no URL of its own.
+	WebhookTokens []string
 }
 
 // Resolver reads account Secrets. Reader should be uncached (the manager's
@@ -74,6 +91,11 @@ type Resolver struct {
 	TTL time.Duration
 	// Now is the clock (tests).
 	Now func() time.Time
+	// ReadLimit, when set, bounds the Secret reads a cache miss may cause
+	// (the webhook receiver's resolver: a stranger choosing paths must not
+	// choose how often the apiserver is read). A miss over the limit fails
+	// with ErrBusy.
+	ReadLimit *rate.Limiter
 
 	mu    sync.Mutex
 	cache map[types.NamespacedName]cached
@@ -94,21 +116,39 @@ func (c V3Credentials) String() string { return "v3{appId:" + c.AppID + " token:
 func (c V3Credentials) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
 
 type cached struct {
-	acct    *Account
+	acct *Account
+	// err is a remembered ErrNotFound or ErrInvalid, so a Secret that does
+	// not exist costs one read per TTL, not one per request.
+	err     error
 	expires time.Time
 }
 
+// minWebhookToken is the shortest webhook token accepted: a URL token is
+// only as good as its entropy (openssl rand -hex 16 gives 32 characters).
+const minWebhookToken = 24
+
 var digits = regexp.MustCompile(`^[1-9][0-9]{6,15}$`)
+
+// KeyFor returns the account Secret a Call dials with ("" Name: none).
+func (r *Resolver) KeyFor(call *voicev1alpha1.Call) types.NamespacedName {
+	if call.Spec.AccountRef != nil {
+		return types.NamespacedName{Namespace: call.Namespace, Name: call.Spec.AccountRef.Name}
+	}
+	return r.Default
+}
 
 // Resolve returns the account of call.
 func (r *Resolver) Resolve(ctx context.Context, call *voicev1alpha1.Call) (*Account, error) {
-	key := r.Default
-	if call.Spec.AccountRef != nil {
-		key = types.NamespacedName{Namespace: call.Namespace, Name: call.Spec.AccountRef.Name}
-	}
+	key := r.KeyFor(call)
 	if key.Name == "" {
 		return nil, fmt.Errorf("%w: the Call has no accountRef and the manager has no default account (--default-account)", ErrNotFound)
 	}
+	return r.Lookup(ctx, key)
+}
+
+// Lookup returns the account of the Secret key, read at most once per TTL,
+// so a rotated Secret is in use within TTL without a restart.
+func (r *Resolver) Lookup(ctx context.Context, key types.NamespacedName) (*Account, error) {
 	now := time.Now()
 	if r.Now != nil {
 		now = r.Now()
@@ -117,11 +157,14 @@ func (r *Resolver) Resolve(ctx context.Context, call *voicev1alpha1.Call) (*Acco
 	c, ok := r.cache[key]
 	r.mu.Unlock()
 	if ok && now.Before(c.expires) {
-		return c.acct, nil
+		return c.acct, c.err
+	}
+	if r.ReadLimit != nil && !r.ReadLimit.Allow() {
+		return nil, ErrBusy
 	}
 	acct, err := r.read(ctx, key)
-	if err != nil {
-		return nil, err
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrInvalid) {
+		return nil, err // transient: not remembered
 	}
 	ttl := r.TTL
 	if ttl == 0 {
@@ -131,9 +174,24 @@ func (r *Resolver) Resolve(ctx context.Context, call *voicev1alpha1.Call) (*Acco
 	if r.cache == nil {
 		r.cache = map[types.NamespacedName]cached{}
 	}
-	r.cache[key] = cached{acct: acct, expires: now.Add(ttl)}
+	r.cache[key] = cached{acct: acct, err: err, expires: now.Add(ttl)}
+	if len(r.cache) > maxCached {
+		r.evictExpired(now)
+	}
 	r.mu.Unlock()
-	return acct, nil
+	return acct, err
+}
+
+// maxCached is the size past which expired entries are swept, so names a
+// stranger makes up do not pile up.
+const maxCached = 1024
+
+func (r *Resolver) evictExpired(now time.Time) {
+	for k, c := range r.cache {
+		if !now.Before(c.expires) {
+			delete(r.cache, k)
+		}
+	}
 }
 
 func (r *Resolver) read(ctx context.Context, key types.NamespacedName) (*Account, error) {
@@ -145,12 +203,41 @@ func (r *Resolver) read(ctx context.Context, key types.NamespacedName) (*Account
 		}
 		return nil, fmt.Errorf("reading account Secret %s: %w", source, err)
 	}
+	acct, err := parse(&s, source)
+	if err != nil {
+		return nil, err
+	}
+	if acct.WebhookTokens, err = webhookTokens(&s, source); err != nil {
+		return nil, err
+	}
+	acct.Key = key
+	return acct, nil
+}
+
+// webhookTokens reads the account's own webhook path tokens, current first.
+func webhookTokens(s *corev1.Secret, source string) ([]string, error) {
+	var tokens []string
+	for _, k := range []string{KeyWebhookToken, KeyWebhookTokenPrevious} {
+		t := strings.TrimSpace(string(s.Data[k]))
+		if t == "" {
+			continue
+		}
+		if len(t) < minWebhookToken {
+			return nil, fmt.Errorf("%w: Secret %s key %q must be at least %d characters", ErrInvalid, source, k, minWebhookToken)
+		}
+		tokens = append(tokens, t)
+	}
+	return tokens, nil
+}
+
+// parse reads the credentials of one Piopiy generation from the Secret.
+func parse(s *corev1.Secret, source string) (*Account, error) {
 	from := strings.TrimSpace(string(s.Data[KeyFrom]))
 	if from != "" && !digits.MatchString(from) {
 		return nil, fmt.Errorf("%w: Secret %s key %q must be 7 to 16 digits without '+'", ErrInvalid, source, KeyFrom)
 	}
 	if _, ok := s.Data[KeyToken]; ok {
-		return readV3(&s, source, from)
+		return readV3(s, source, from)
 	}
 	appID, err := strconv.ParseInt(strings.TrimSpace(string(s.Data[KeyAppID])), 10, 64)
 	if err != nil || appID <= 0 {

@@ -118,7 +118,12 @@ func applyEvent(call *voicev1alpha1.Call, ev *piopiy.Event) Result {
 		return Unmatched
 	}
 	c := &changes{}
-	at := eventTime(ev.Time)
+	at := saneTime(call, a, ev.Time)
+	if at == nil {
+		// No believable time: the facts count, at the time of receipt, but
+		// only where no time is recorded yet.
+		at, c.receiptTime = eventTime(time.Time{}), true
+	}
 	c.settlePlaced(a, ev.RequestID, at)
 	current := a == Current(st)
 
@@ -175,7 +180,7 @@ func ApplyCDR(call *voicev1alpha1.Call, cdr *piopiy.CDR, settledBy string) Resul
 		return Unmatched
 	}
 	c := &changes{}
-	c.settlePlaced(a, cdr.RequestID, timeOrNil(cdr.StartTime))
+	c.settlePlaced(a, cdr.RequestID, saneTime(call, a, cdr.StartTime))
 	// TeleCMI's samples show the recording on either leg's CDR.
 	c.setString(&a.Recording, cdr.Recording)
 	if cdr.Leg == piopiy.LegB {
@@ -191,20 +196,23 @@ func ApplyCDR(call *voicev1alpha1.Call, cdr *piopiy.CDR, settledBy string) Resul
 		if a == Current(st) && cdr.Status == piopiy.CDRMissed {
 			// The agent's leg ended unanswered: the same as its hangup
 			// event while ringing, for when that event was lost.
-			end := timeOrNil(cdr.EndTime)
+			end := saneTime(call, a, cdr.EndTime)
 			if end == nil {
-				end = timeOrNil(cdr.Time)
+				end = saneTime(call, a, cdr.Time)
 			}
 			agentMissed(call.Status.Handoff, cdr.To.String(), end, c)
 		}
 		return c.result()
 	}
+	if cdr.Status != piopiy.CDRAnswered && a.AnswerTime != nil && a.State != voicev1alpha1.AttemptEnded {
+		return Contradicted
+	}
 	c.setString(&a.CMIUUID, cdr.CMIUUID)
 	c.setString(&a.CallRate, boundedRate(cdr.CallRate))
 	if cdr.Status == piopiy.CDRAnswered {
-		c.earliest(&a.AnswerTime, timeOrNil(cdr.AnswerTime))
+		c.earliest(&a.AnswerTime, saneTime(call, a, cdr.AnswerTime))
 	}
-	c.earliest(&a.EndTime, timeOrNil(cdr.EndTime))
+	c.earliest(&a.EndTime, saneTime(call, a, cdr.EndTime))
 	if a.State != voicev1alpha1.AttemptEnded {
 		a.State = voicev1alpha1.AttemptEnded
 		a.Outcome, a.Message = outcomeOf(call, a, cdr)
@@ -434,7 +442,12 @@ func advancePhase(st *voicev1alpha1.CallStatus, c *changes) {
 }
 
 // changes tracks whether Apply altered anything.
-type changes struct{ changed bool }
+type changes struct {
+	changed bool
+	// receiptTime: the event's own time was not believable, so its times
+	// fill gaps and never replace a recorded time.
+	receiptTime bool
+}
 
 func (c *changes) result() Result {
 	if c.changed {
@@ -456,7 +469,7 @@ func (c *changes) earliest(dst **metav1.Time, t *metav1.Time) {
 	if t == nil {
 		return
 	}
-	if *dst == nil || t.Before(*dst) {
+	if *dst == nil || (t.Before(*dst) && !c.receiptTime) {
 		*dst = t
 		c.changed = true
 	}

@@ -321,11 +321,14 @@ func (s *session) onBotMessage(ctx context.Context, raw []byte) {
 		// Audio the bot sent before the mark has been written to Piopiy by
 		// now (this goroutine writes it in order), so the mark goes straight
 		// back. raw is a reused buffer: copy it.
-		s.toBot.pushEvent(append([]byte(nil), raw...))
+		if !s.toBot.pushEcho(append([]byte(nil), raw...)) {
+			s.g.metrics.botEvents.WithLabelValues("mark_dropped").Inc()
+		}
 	case MsgHangup:
 		s.mu.Lock()
 		var err error
-		if !s.ctl.hangupSent {
+		first := !s.ctl.hangupSent
+		if first {
 			err = s.hangupLocked(ctx)
 		}
 		s.mu.Unlock()
@@ -333,10 +336,22 @@ func (s *session) onBotMessage(ctx context.Context, raw []byte) {
 			s.log.Error(err, "bot hangup")
 			return
 		}
+		if !first {
+			return // one status sync per hangup, however often the bot asks
+		}
 		s.log.Info("bot hung up the call")
 		go s.syncStatusRetrying(ctx)
 	case MsgHandoff:
-		go s.requestHandoff(ctx, msg.Reason)
+		// One request in flight per stream: a bot repeating itself must not
+		// start a goroutine and an API read per message.
+		if !s.handoffBusy.CompareAndSwap(false, true) {
+			s.g.metrics.botEvents.WithLabelValues("handoff_ignored").Inc()
+			return
+		}
+		go func() {
+			defer s.handoffBusy.Store(false)
+			s.requestHandoff(ctx, msg.Reason)
+		}()
 	case MsgAssist, MsgTranscript:
 		s.monitorLine(msg)
 	case MsgResult:

@@ -71,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"action"}),
 		botEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "callfleet_gateway_bot_messages_total",
-			Help: "JSON messages received from bots, by type (unknown for anything else).",
+			Help: "JSON messages received from bots, by type (unknown for anything else; mark_dropped: an echo refused for a bot that does not read; handoff_ignored: a handoff while one is being recorded).",
 		}, []string{"type"}),
 		statusWrite: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "callfleet_gateway_status_writes_total",

@@ -64,8 +64,12 @@ func (q *botQueue) get() *frame {
 	return &frame{data: make([]byte, 0, q.size)}
 }
 
-// put returns a frame to the free list once written (or abandoned).
+// put returns a frame to the free list once written (or abandoned); an
+// oversized buffer is not kept.
 func (q *botQueue) put(f *frame) {
+	if cap(f.data) > maxRetainedFrame {
+		return
+	}
 	q.mu.Lock()
 	q.free = append(q.free, f)
 	q.mu.Unlock()
@@ -110,6 +114,20 @@ func (q *botQueue) pushEvent(b []byte) bool {
 	q.mu.Unlock()
 	q.signal()
 	return true
+}
+
+// pushEcho queues an event the bot itself caused (an echoed mark) unless
+// maxPendingEvents are already waiting: a bot that sends marks and never
+// reads must not grow the queue without bound. It reports whether it
+// queued.
+func (q *botQueue) pushEcho(b []byte) bool {
+	q.mu.Lock()
+	full := len(q.events) >= maxPendingEvents
+	q.mu.Unlock()
+	if full {
+		return false
+	}
+	return q.pushEvent(b)
 }
 
 func (q *botQueue) signal() {

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+	"github.com/callfleet/callfleet/internal/httpserver"
 	"github.com/callfleet/callfleet/internal/scheme"
 )
 
@@ -44,6 +45,8 @@ type RunOptions struct {
 	// Started, when set, is called with the listening address once the
 	// Call cache has synced and streams are accepted.
 	Started func(addr net.Addr)
+	// Limits bound the server's connections (zero value: httpserver.Defaults).
+	Limits httpserver.Limits
 }
 
 // DrainPath is where the metrics server takes the bot container's preStop
@@ -64,6 +67,9 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	}
 	if o.MetricsBindAddress == "" {
 		o.MetricsBindAddress = "0"
+	}
+	if o.Limits == (httpserver.Limits{}) {
+		o.Limits = httpserver.Defaults()
 	}
 	if o.Logger.GetSink() == nil {
 		o.Logger = ctrl.Log.WithName("stream-gateway")
@@ -103,12 +109,12 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 			return fmt.Errorf("listening: %w", err)
 		}
 	}
-	srv := &http.Server{
-		Handler:           g.Handler(),
-		ConnContext:       ConnContext,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          nil,
-	}
+	// Piopiy and anyone else on the internet connect here: bound every
+	// phase and the number of sockets (streams are hijacked, so their own
+	// lifetimes are not cut by these deadlines).
+	srv := o.Limits.Server(g.Handler())
+	ln = o.Limits.Listener(ln)
+	srv.ConnContext = ConnContext
 
 	mgrCtx, stopMgr := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopMgr()

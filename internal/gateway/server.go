@@ -194,7 +194,7 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 		_ = bot.CloseNow()
 		return
 	}
-	platform.SetReadLimit(1 << 20)
+	platform.SetReadLimit(maxPlatformFrame)
 	s := newSession(g, key, call, platform, bot, log)
 	g.reg.set(key, s)
 	if g.inGoodbye() {

@@ -57,6 +57,8 @@ type session struct {
 
 	stopSent atomic.Bool // stop went to Piopiy: no more audio to it
 	drained  atomic.Bool // the drain hung the call up
+	// handoffBusy is set while a bot handoff request is being recorded.
+	handoffBusy atomic.Bool
 
 	mu    sync.Mutex // control state below; serializes control frames
 	ctl   controlState

@@ -2,6 +2,12 @@
 // controller-runtime's registry so they are served with its own at /metrics.
 package metrics
 
+// /metrics is served behind controller-runtime's authn/authz filter
+// (--metrics-secure), which asks the apiserver who a scraper is and whether
+// it may get the /metrics URL.
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -45,8 +51,16 @@ var (
 	// WebhookEvents counts received Piopiy webhooks by status and result.
 	WebhookEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "callfleet_webhook_events_total",
-		Help: "Piopiy webhooks received, by event status and result (applied, duplicate, ignored, unauthorized, malformed, error).",
+		Help: "Piopiy webhooks received, by event status (documented statuses, cdr, or other) and result (applied, duplicate, contradicted, ignored, refused, unauthorized, malformed, busy, error).",
 	}, []string{"status", "result"})
+
+	// WebhookTimesIgnored counts times in webhooks outside the lifetime of
+	// the attempt they name (forged, or a clock far off): the time is not
+	// recorded, the event's facts are.
+	WebhookTimesIgnored = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "callfleet_webhook_times_ignored_total",
+		Help: "Times in Piopiy webhooks ignored because they fall outside the attempt's lifetime.",
+	})
 
 	// PiopiyRequestWait is the time a request waited for the client-side rate limit.
 	PiopiyRequestWait = prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -57,5 +71,5 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(Dials, AmbiguousCreates, AmbiguousSettled, Attempts, ApplyToDial, WebhookEvents, PiopiyRequestWait)
+	ctrlmetrics.Registry.MustRegister(Dials, AmbiguousCreates, AmbiguousSettled, Attempts, ApplyToDial, WebhookEvents, WebhookTimesIgnored, PiopiyRequestWait)
 }

@@ -19,6 +19,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/callfleet/callfleet/internal/httpserver"
 )
 
 // App is one Piopiy application (account credentials).
@@ -207,16 +209,17 @@ func (s *Sim) Start(addr string) (string, error) {
 		_ = ln.Close()
 		return "", errors.New("sim: already started or closed")
 	}
-	s.srv = &http.Server{
-		Handler:           s.mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return s.ctx },
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
+	// Bounded like the real thing's front door. Writes get longer: the
+	// "hang" fault holds a reply until the client gives up.
+	limits := httpserver.Defaults()
+	limits.WriteTimeout = 2 * time.Minute
+	s.srv = limits.Server(s.mux)
+	s.srv.BaseContext = func(net.Listener) context.Context { return s.ctx }
+	s.srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
 	srv := s.srv
 	s.mu.Unlock()
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(limits.Listener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("serve", "err", err)
 		}
 	}()

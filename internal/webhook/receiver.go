@@ -1,18 +1,23 @@
 // Package webhook receives Piopiy's live events and CDRs and folds them into
 // Call status.
 //
-// Piopiy signs nothing, so the URL carries a secret token
-// (POST /piopiy/events/<token>): a wrong or missing token gets 401 and nothing
-// is applied. The receiver does one status write per new fact and answers at
-// once; decisions (retries, hangups) are left to the Call controller, which
-// that write wakes.
+// Piopiy signs nothing, so the URL carries a secret token. Each account
+// Secret with a webhookToken key has its own URL,
+// POST /piopiy/accounts/<namespace>/<secret>/<token>, and an event posted
+// there is applied only to a Call that dials with that account and only when
+// its appid is the account's: one app owner's URL cannot touch another's
+// Calls. The older global URL, POST /piopiy/events/<token>, still works for
+// accounts without a token of their own (and checks appid too). A wrong or
+// missing token gets 401 and nothing is applied.
+//
+// The receiver does one status write per new fact and answers at once;
+// decisions (retries, hangups) are left to the Call controller, which that
+// write wakes.
 package webhook
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
-
 	"fmt"
 	"io"
 	"net/http"
@@ -27,16 +32,25 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+	"github.com/callfleet/callfleet/internal/account"
 	"github.com/callfleet/callfleet/internal/callstate"
 	"github.com/callfleet/callfleet/internal/metrics"
 	"github.com/callfleet/callfleet/pkg/piopiy"
 )
 
-// PathPrefix is where the receiver listens; the token follows it.
+// PathPrefix is the global URL; the token follows it.
 const PathPrefix = "/piopiy/events/"
+
+// AccountPathPrefix is the per-account URL; <namespace>/<secret>/<token>
+// follow it.
+const AccountPathPrefix = "/piopiy/accounts/"
 
 // maxBody bounds a webhook body; Piopiy's are well under 4 KiB.
 const maxBody = 64 << 10
+
+// bodyTimeout bounds reading a body, so a client trickling bytes holds a
+// connection for seconds, not for as long as it likes.
+const bodyTimeout = 10 * time.Second
 
 // Receiver is the http.Handler for Piopiy webhooks.
 type Receiver struct {
@@ -44,8 +58,14 @@ type Receiver struct {
 	Client client.Client
 	// APIReader reads past the cache when a fresh Call is not cached yet.
 	APIReader client.Reader
-	// Token is the secret path segment.
+	// Token is the secret path segment of the global URL; "" turns the
+	// global URL off.
 	Token string
+	// Accounts reads account Secrets: the tokens of per-account URLs, and
+	// the account (app id, own URL or not) of the Call an event names. It
+	// should have a ReadLimit. Nil turns per-account URLs and the appid
+	// check off (tests that predate them).
+	Accounts *account.Resolver
 	// CacheWait bounds how long a webhook for a just-dialed Call waits for
 	// the cache to show it before falling back to the API.
 	CacheWait time.Duration
@@ -64,12 +84,19 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		write(w, http.StatusMethodNotAllowed, reply{Result: "error", Message: "use POST"})
 		return
 	}
-	token := strings.TrimPrefix(req.URL.Path, PathPrefix)
-	if rc.Token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(rc.Token)) != 1 {
-		metrics.WebhookEvents.WithLabelValues("", "unauthorized").Inc()
-		write(w, http.StatusUnauthorized, reply{Result: "unauthorized", Message: "unknown webhook token"})
+	sc, code := rc.authenticate(ctx, req.URL.Path)
+	if code != http.StatusOK {
+		result, msg := "unauthorized", "unknown webhook token"
+		if code == http.StatusServiceUnavailable {
+			result, msg = "busy", "could not check the token; retry later"
+		}
+		metrics.WebhookEvents.WithLabelValues("", result).Inc()
+		write(w, code, reply{Result: result, Message: msg})
 		return
 	}
+	// The server's ReadTimeout bounds the whole request too; this is the
+	// receiver's own bound, whatever server it is mounted on.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, maxBody))
 	if err != nil {
 		metrics.WebhookEvents.WithLabelValues("", "malformed").Inc()
@@ -88,7 +115,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		write(w, http.StatusOK, reply{Result: "ignored", Message: "only live events and CDRs are used"})
 		return
 	}
-	result, key, err := rc.apply(ctx, wh)
+	result, key, err := rc.apply(ctx, sc, wh)
 	switch {
 	case err != nil:
 		metrics.WebhookEvents.WithLabelValues(status, "error").Inc()
@@ -109,9 +136,9 @@ const ignored callstate.Result = "ignored"
 
 // apply finds the Call and folds the webhook into its status, retrying on
 // write conflicts with the controller or other deliveries.
-func (rc *Receiver) apply(ctx context.Context, wh *piopiy.Webhook) (callstate.Result, klog.ObjectRef, error) {
+func (rc *Receiver) apply(ctx context.Context, sc scope, wh *piopiy.Webhook) (callstate.Result, klog.ObjectRef, error) {
 	requestID, extra := ids(wh)
-	key, found, err := rc.find(ctx, requestID, extra)
+	key, found, err := rc.find(ctx, sc, requestID, extra)
 	if err == nil && !found && callstate.NamesOnlyLeg(wh.Event) {
 		key, found, err = rc.findByLeg(ctx, wh.Event.CMIUUID)
 	}
@@ -132,6 +159,9 @@ func (rc *Receiver) apply(ctx context.Context, wh *piopiy.Webhook) (callstate.Re
 			fresh = true
 		}
 		if err != nil {
+			return err
+		}
+		if result, err = rc.permitted(ctx, sc, call, wh); err != nil || result == refused {
 			return err
 		}
 		wasEnded := endedAttempts(call)
@@ -161,6 +191,9 @@ func (rc *Receiver) apply(ctx context.Context, wh *piopiy.Webhook) (callstate.Re
 	if result == callstate.Unmatched {
 		result = ignored
 	}
+	if result == refused {
+		log.FromContext(ctx).Info("Refused a webhook for a Call of another account", "call", ref, "url", sc.String())
+	}
 	return result, ref, err
 }
 
@@ -168,7 +201,7 @@ func (rc *Receiver) apply(ctx context.Context, wh *piopiy.Webhook) (callstate.Re
 // by request id, then by the attempt id callfleet put in extra_params. A
 // webhook can beat the cache to a Call dialed milliseconds ago, so a miss on
 // a call that names itself in extra_params waits briefly, then asks the API.
-func (rc *Receiver) find(ctx context.Context, requestID string, extra map[string]string) (types.NamespacedName, bool, error) {
+func (rc *Receiver) find(ctx context.Context, sc scope, requestID string, extra map[string]string) (types.NamespacedName, bool, error) {
 	attemptID := extra[callstate.ExtraAttempt]
 	if requestID == "" && attemptID == "" {
 		return types.NamespacedName{}, false, nil
@@ -196,14 +229,15 @@ func (rc *Receiver) find(ctx context.Context, requestID string, extra map[string
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return rc.findByName(ctx, extra)
+	return rc.findByName(ctx, sc, extra)
 }
 
 // findByName is the last resort for a webhook naming a Call the cache has not
 // shown yet: read it from the API and check the attempt is really its own.
-func (rc *Receiver) findByName(ctx context.Context, extra map[string]string) (types.NamespacedName, bool, error) {
+func (rc *Receiver) findByName(ctx context.Context, sc scope, extra map[string]string) (types.NamespacedName, bool, error) {
 	ns, name, ok := strings.Cut(extra[callstate.ExtraCall], "/")
-	if !ok {
+	if !ok || !sc.mayReach(ns, rc.Accounts) {
+		// A Call the URL's account cannot own is not worth an API read.
 		return types.NamespacedName{}, false, nil
 	}
 	key := types.NamespacedName{Namespace: ns, Name: name}
@@ -229,14 +263,25 @@ func ids(wh *piopiy.Webhook) (string, map[string]string) {
 	return wh.CDR.RequestID, wh.CDR.ExtraParams
 }
 
+// statusLabel is the metric label of a webhook, from a closed set: the
+// documented statuses, "cdr", the other documented kinds, else "other". The
+// status is the sender's to choose, and each new label value is a new
+// series held in memory for the manager's lifetime.
 func statusLabel(wh *piopiy.Webhook) string {
 	switch {
 	case wh.Event != nil:
-		return string(wh.Event.Status)
+		if wh.Event.Status.Known() {
+			return string(wh.Event.Status)
+		}
+		return "other"
 	case wh.CDR != nil:
 		return "cdr"
 	}
-	return string(wh.Kind)
+	switch wh.Kind {
+	case piopiy.KindDTMF, piopiy.KindInbound:
+		return string(wh.Kind)
+	}
+	return "other"
 }
 
 func endedAttempts(call *voicev1alpha1.Call) int {

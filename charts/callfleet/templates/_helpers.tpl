@@ -115,6 +115,10 @@ length.
 {{- include "callfleet.secretValue" (dict "root" . "cacheKey" "webhookToken" "given" .Values.webhook.token "secretName" (include "callfleet.webhookTokenSecretName" .) "key" "token" "length" 32) }}
 {{- end }}
 
+{{- define "callfleet.accountWebhookToken" -}}
+{{- include "callfleet.secretValue" (dict "root" . "cacheKey" "accountWebhookToken" "given" .Values.piopiy.account.webhookToken "secretName" (include "callfleet.accountSecretName" .) "key" "webhookToken" "length" 32) }}
+{{- end }}
+
 {{- define "callfleet.streamTokenKey" -}}
 {{- include "callfleet.secretValue" (dict "root" . "cacheKey" "streamTokenKey" "given" .Values.streamToken.key "secretName" (include "callfleet.streamTokenSecretName" .) "key" "key" "length" 48) }}
 {{- end }}

@@ -132,6 +132,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, errors.Join(err, uerr)
 		}
 	}
+	// A stalled Call is reported in its conditions and looked at again when
+	// something it waits for changes or after its RequeueAfter; returning
+	// the error would turn that interval into exponential backoff.
+	var stalled *errStalled
+	if errors.As(err, &stalled) {
+		return res, nil
+	}
 	return res, err
 }
 

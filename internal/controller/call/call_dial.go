@@ -63,6 +63,9 @@ func (r *Reconciler) dial(ctx context.Context, call *voicev1alpha1.Call) (ctrl.R
 		err := fmt.Errorf("no caller id: set spec.from or the %q key of account Secret %s", account.KeyFrom, acct.Source)
 		return r.accountProblem(call, &errStalled{reason: "NoCallerID", err: err})
 	}
+	if wait, err := r.sinceRefusal(call); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, err
+	}
 	r.setCondition(call, ConditionAccountResolved, true, "Resolved", "using account Secret "+acct.Source)
 	api, err := r.Piopiy.For(acct.Credentials)
 	if err != nil {
@@ -160,8 +163,11 @@ func (r *Reconciler) dial(ctx context.Context, call *voicev1alpha1.Call) (ctrl.R
 func (r *Reconciler) afterDial(call *voicev1alpha1.Call, result dialResult) (ctrl.Result, error) {
 	switch result.kind {
 	case dialRefused:
-		if errors.Is(result.err, piopiy.ErrAuthentication) {
-			return ctrl.Result{}, &errStalled{reason: "AuthenticationFailed", err: result.err}
+		if refusedCredentials(result) {
+			// Nothing was placed and the intent was withdrawn: the Call
+			// waits, Stalled, for the Secret to be fixed.
+			return r.accountProblem(call, &errStalled{reason: reasonAuthenticationFailed,
+				err: fmt.Errorf("Piopiy refused the account's credentials, so nothing was placed; fix the app id or secret in the account Secret: %w", result.err)})
 		}
 		return ctrl.Result{}, nil
 	case dialNotSent:
@@ -227,6 +233,10 @@ func (r *Reconciler) recordDialResult(ctx context.Context, call *voicev1alpha1.C
 				a.Message = "create was ambiguous: " + res.err.Error()
 			}
 		case dialRefused:
+			if refusedCredentials(res) {
+				withdrawIntent(call, a, last)
+				return
+			}
 			if a.State == voicev1alpha1.AttemptIntent {
 				a.State = voicev1alpha1.AttemptEnded
 				a.Outcome = voicev1alpha1.OutcomeFailed
@@ -238,15 +248,28 @@ func (r *Reconciler) recordDialResult(ctx context.Context, call *voicev1alpha1.C
 		case dialNotSent:
 			// Provably nothing was sent: withdraw the intent so the attempt
 			// count reflects calls that could have rung.
-			if a.State == voicev1alpha1.AttemptIntent && last {
-				call.Status.Attempts = call.Status.Attempts[:len(call.Status.Attempts)-1]
-				call.Status.Phase = callstate.LivePhase(&call.Status)
-				if len(call.Status.Attempts) > 0 {
-					call.Status.Phase = voicev1alpha1.CallRetrying
-				}
-			}
+			withdrawIntent(call, a, last)
 		}
 	})
+}
+
+// refusedCredentials reports a refusal of the account itself (Piopiy's 420,
+// HTTP 401 or 403): provably nothing was placed, and no retry helps until
+// the Secret changes.
+func refusedCredentials(res dialResult) bool {
+	return res.kind == dialRefused && errors.Is(res.err, piopiy.ErrAuthentication)
+}
+
+// withdrawIntent removes an attempt that provably never reached a phone.
+func withdrawIntent(call *voicev1alpha1.Call, a *voicev1alpha1.CallAttempt, last bool) {
+	if a.State != voicev1alpha1.AttemptIntent || !last {
+		return
+	}
+	call.Status.Attempts = call.Status.Attempts[:len(call.Status.Attempts)-1]
+	call.Status.Phase = callstate.LivePhase(&call.Status)
+	if len(call.Status.Attempts) > 0 {
+		call.Status.Phase = voicev1alpha1.CallRetrying
+	}
 }
 
 // updateAttempt applies mutate to one attempt and writes the status at once.
@@ -327,9 +350,35 @@ func (r *Reconciler) accountProblem(call *voicev1alpha1.Call, err error) (ctrl.R
 		return ctrl.Result{}, err
 	}
 	// Secrets are not watched (that would cache every Secret in the
-	// cluster), so look again after a while.
-	return ctrl.Result{RequeueAfter: 30 * time.Second}, &errStalled{reason: reason, err: err}
+	// cluster), so look again after AccountRetryInterval. The error reaches
+	// summarize (Stalled) but not controller-runtime, whose backoff would
+	// replace the interval.
+	return ctrl.Result{RequeueAfter: AccountRetryInterval}, &errStalled{reason: reason, err: err}
 }
+
+// sinceRefusal keeps a Call whose credentials Piopiy refused from dialing
+// again before AccountRetryInterval has passed since the refusal: the
+// withdrawn attempt's own status write wakes it at once, and each pass would
+// be another refused request to Piopiy. It returns how long is left, and the
+// stall to report meanwhile.
+func (r *Reconciler) sinceRefusal(call *voicev1alpha1.Call) (time.Duration, error) {
+	c := meta.FindStatusCondition(call.Status.Conditions, ConditionAccountResolved)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != reasonAuthenticationFailed {
+		return 0, nil
+	}
+	wait := c.LastTransitionTime.Add(AccountRetryInterval).Sub(r.Now())
+	if wait <= 0 {
+		return 0, nil
+	}
+	return wait, &errStalled{reason: reasonAuthenticationFailed, err: errors.New(c.Message)}
+}
+
+// reasonAuthenticationFailed: Piopiy refused the account's credentials.
+const reasonAuthenticationFailed = "AuthenticationFailed"
+
+// AccountRetryInterval is how often a Call stalled on its account Secret
+// looks at it again.
+const AccountRetryInterval = 30 * time.Second
 
 // streamURL builds the ws_url of attempt n: the endpoint URL plus the Call's
 // identity and a signed token. The second URL, for status, omits the token.

@@ -210,10 +210,17 @@ func (r *Reconciler) lookupCDR(ctx context.Context, call *voicev1alpha1.Call, a 
 }
 
 // endUnsettled ends an attempt Piopiy never accounted for. It is marked
-// Timeout so nextStep never retries it: the person may have been rung.
+// Timeout so nextStep never retries it: the person may have been rung. An
+// attempt seen answered ends Answered, what is known, flagged by that
+// SettledBy: a lost CDR (Piopiy losing its state) does not turn a
+// conversation into a failure.
 func (r *Reconciler) endUnsettled(call *voicev1alpha1.Call, a *voicev1alpha1.CallAttempt, msg string) {
 	a.State = voicev1alpha1.AttemptEnded
 	a.Outcome = voicev1alpha1.OutcomeFailed
+	if a.AnswerTime != nil {
+		a.Outcome = voicev1alpha1.OutcomeAnswered
+		msg = "answered at " + a.AnswerTime.UTC().Format(time.RFC3339) + "; " + msg + "; its real end and duration are unknown (endTime is when callfleet stopped waiting)"
+	}
 	a.SettledBy = callstate.SettledByTimeout
 	a.Message = msg
 	if a.EndTime == nil {
