@@ -333,3 +333,51 @@ func TestCallerHangsUpWhileQueued(t *testing.T) {
 		t.Errorf("handoffs_total{abandoned} %v, want at least %v", got, abandonedBefore+1)
 	}
 }
+
+// TestQueueMaxSizeHoldsUnderABurst: Calls asking at once past a full pool
+// get at most queue.maxSize places in its queue, counted in the pool's own
+// status (two managers race for them); the rest fail at once, the bot
+// keeping the call.
+func TestQueueMaxSizeHoldsUnderABurst(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const n, maxSize = 8, 3
+	pool := env.NewPool("burst", 1, func(p *voicev1alpha1.AgentPool) {
+		p.Spec.Agents[0].Paused = true
+		p.Spec.Queue = voicev1alpha1.QueueSpec{MaxSize: maxSize, MaxWaitSeconds: 600}
+	})
+	create(t, pool)
+	names, err := env.LiveCalls(ctx, "burst", pool.Name, n, 10, 2*time.Minute, func(c *voicev1alpha1.Call) {
+		c.Spec.Stream.State = voicev1alpha1.StreamPaused
+	})
+	t.Cleanup(func() { _ = env.DeleteCalls(context.Background(), "burst") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.RequestAll(ctx, names); err != nil {
+		t.Fatal(err)
+	}
+	outcomes := map[string]int{}
+	for _, name := range names {
+		c := waitCall(t, name, "Queued or Failed", func(c *voicev1alpha1.Call) bool {
+			return phase(c) == voicev1alpha1.HandoffQueued || phase(c) == voicev1alpha1.HandoffFailed
+		})
+		h := c.Status.Handoff
+		outcomes[string(h.Phase)]++
+		if h.Phase == voicev1alpha1.HandoffFailed && (h.Outcome != voicev1alpha1.HandoffOutcomeFailed || !strings.Contains(h.Reason, "queue") ||
+			h.OnNoAgent != voicev1alpha1.OnNoAgentReturnToBot) {
+			t.Errorf("%s: %+v, want Failed for a full queue, back to the bot", name, h)
+		}
+	}
+	if outcomes[string(voicev1alpha1.HandoffQueued)] != maxSize || outcomes[string(voicev1alpha1.HandoffFailed)] != n-maxSize {
+		t.Errorf("handoffs %v, want %d Queued and %d Failed", outcomes, maxSize, n-maxSize)
+	}
+	p := waitPool(t, pool.Name, "the queue counted", func(p *voicev1alpha1.AgentPool) bool { return p.Status.Queued == maxSize })
+	if len(p.Status.Queue) != maxSize {
+		t.Errorf("queue %+v, want %d entries", p.Status.Queue, maxSize)
+	}
+	// Queued and Failed are final for this test only: the calls end now.
+	for _, name := range names {
+		hangUp(t, name)
+	}
+}

@@ -129,7 +129,7 @@ func TestPrinterColumns(t *testing.T) {
 	for _, c := range crd.Spec.Versions[0].AdditionalPrinterColumns {
 		cols = append(cols, c.Name+"="+c.JSONPath)
 	}
-	want := []string{"Agents=.status.total", "Available=.status.available", "Busy=.status.busy", "Queued=.status.queued", "Age=.metadata.creationTimestamp"}
+	want := []string{"Agents=.status.total", "Available=.status.available", "Busy=.status.busy", "Queued=.status.queued", "Abandoned=.status.abandoned", "Age=.metadata.creationTimestamp"}
 	if !slices.Equal(cols, want) {
 		t.Errorf("printer columns %v, want %v", cols, want)
 	}
