@@ -381,3 +381,44 @@ func TestQueueMaxSizeHoldsUnderABurst(t *testing.T) {
 		hangUp(t, name)
 	}
 }
+
+// TestAgentAnswerOvertakenByItsHangup: the first delivery of the agent
+// leg's out_bridged is lost (Piopiy retries it later), so its hangup, its
+// CDR and the call's own hangup arrive first, as happens when the receiver
+// is slow under load. The call was handed off all the same, and its status
+// must say so: Ended, bridged, outcome Bridged.
+func TestAgentAnswerOvertakenByItsHangup(t *testing.T) {
+	t.Parallel()
+	pool := env.NewPool("overtaken", 1)
+	env.SetScenario(nil, map[string]sim.AgentBehaviour{pool.Spec.Agents[0].Number: {AnswerDelay: 100 * time.Millisecond, TalkFor: 700 * time.Millisecond}})
+	create(t, pool)
+	c := env.NewCall("overtaken-1", pool.Name, func(c *voicev1alpha1.Call) {
+		c.Spec.Handoff.OnNoAgent = voicev1alpha1.OnNoAgentHangup
+		c.Spec.Handoff.Requested = true
+	})
+	env.Sim.SetFaults(sim.Faults{DeliveryNumbers: map[string]sim.DeliveryFaults{c.Spec.To: {DropProb: 1, Events: []string{"out_bridged"}}}})
+	t.Cleanup(func() { env.Sim.SetFaults(sim.Faults{}) })
+	connected(t, c)
+	cur := waitCall(t, c.Name, "the call over with the handoff concluded", func(c *voicev1alpha1.Call) bool {
+		return ended(c) && c.Status.Handoff != nil && c.Status.Handoff.Outcome != "" &&
+			(phase(c) == voicev1alpha1.HandoffEnded || phase(c) == voicev1alpha1.HandoffFailed || phase(c) == voicev1alpha1.HandoffTimedOut)
+	})
+	rec := waitSim(t, c.Spec.To, "out_bridged redelivered", func(r sim.CallRecord) bool {
+		for _, e := range r.Events {
+			if e.Status == "out_bridged" && e.Delivered && len(e.Attempts) > 1 && e.Attempts[0].Dropped {
+				return true
+			}
+		}
+		return false
+	})
+	h := cur.Status.Handoff
+	if h.Phase != voicev1alpha1.HandoffEnded || h.BridgedTime == nil || h.Outcome != voicev1alpha1.HandoffOutcomeBridged ||
+		h.Agent != "agent-0" || cur.Status.Phase != voicev1alpha1.CallCompleted {
+		for _, e := range rec.Events {
+			t.Logf("sim event %d %s leg %s created %s attempts %+v", e.Seq, e.Status, e.Leg, e.CreatedAt.Format("15:04:05.000"), e.Attempts)
+		}
+		logEvents(t, c.Name)
+		t.Errorf("the handed-off call reads %s", describe(cur))
+	}
+	waitPool(t, pool.Name, "the agent free", func(p *voicev1alpha1.AgentPool) bool { return reservations(p) == 0 })
+}
