@@ -65,4 +65,7 @@ type HandoffMissedLeg struct {
 	// assignedTime is when the agent was assigned.
 	// +optional
 	AssignedTime *metav1.Time `json:"assignedTime,omitempty"`
+	// endedTime is when the leg ended (its hangup).
+	// +optional
+	EndedTime *metav1.Time `json:"endedTime,omitempty"`
 }

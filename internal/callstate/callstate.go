@@ -350,7 +350,7 @@ func agentMissed(h *voicev1alpha1.CallHandoffStatus, number string, at *metav1.T
 	if h == nil || h.Phase != voicev1alpha1.HandoffRinging || h.Number == "" || number != h.Number || beforeAssignment(h, at) {
 		return
 	}
-	h.Missed = &voicev1alpha1.HandoffMissedLeg{Assignment: h.Assignment, Agent: h.Agent, Number: h.Number, AssignedTime: h.AgentAssignedTime}
+	h.Missed = &voicev1alpha1.HandoffMissedLeg{Assignment: h.Assignment, Agent: h.Agent, Number: h.Number, AssignedTime: h.AgentAssignedTime, EndedTime: at}
 	if h.Agent != "" {
 		h.TriedAgents = append(h.TriedAgents, h.Agent)
 		if n := len(h.TriedAgents); n > MaxTriedAgents {

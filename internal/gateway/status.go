@@ -248,7 +248,7 @@ func (g *Gateway) requestHandoff(ctx context.Context, nn types.NamespacedName, r
 }
 
 // markBridgeSent records status.handoff.bridgeSentTime for the assignment k,
-// unless the controller has moved on to another agent meanwhile.
+// unless the handoff has moved on to another assignment (or none) meanwhile.
 func (g *Gateway) markBridgeSent(ctx context.Context, nn types.NamespacedName, k handoffKey) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*g.opts.ControlTimeout)
 	defer cancel()
@@ -259,7 +259,10 @@ func (g *Gateway) markBridgeSent(ctx context.Context, nn types.NamespacedName, k
 			return ignoreNotFound(err)
 		}
 		h := call.Status.Handoff
-		if h == nil || h.Phase != voicev1alpha1.HandoffRinging || keyOf(h) != k || h.BridgeSentTime != nil {
+		// The agent may have answered (Bridged, even Ended) before this
+		// write: the bridge of this very assignment still went out then.
+		live := h != nil && (h.Phase == voicev1alpha1.HandoffRinging || h.Phase == voicev1alpha1.HandoffBridged || h.Phase == voicev1alpha1.HandoffEnded)
+		if !live || keyOf(h) != k || h.BridgeSentTime != nil {
 			return nil
 		}
 		err := g.patchStatusAt(ctx, nn, call.ResourceVersion, map[string]any{"handoff": map[string]any{"bridgeSentTime": now}})

@@ -2,6 +2,7 @@ package agentpool_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -215,8 +216,14 @@ func TestQueueTimeout(t *testing.T) {
 			if h := cur.Status.Handoff; h.Agent != "" || !strings.Contains(h.Reason, "maxWaitSeconds") {
 				t.Errorf("timed out handoff %+v", h)
 			}
-			if got := metric(t, "callfleet_handoffs_total", map[string]string{"outcome": handoff.OutcomeTimedOut}); got < timedOutBefore+1 {
-				t.Errorf("handoffs_total{timed_out} %v, want at least %v", got, timedOutBefore+1)
+			// Counted right after the write that landed: the test may read first.
+			if err := handofftest.Eventually(deadline, func() error {
+				if got := metric(t, "callfleet_handoffs_total", map[string]string{"outcome": handoff.OutcomeTimedOut}); got < timedOutBefore+1 {
+					return fmt.Errorf("handoffs_total{timed_out} %v, want at least %v", got, timedOutBefore+1)
+				}
+				return nil
+			}); err != nil {
+				t.Error(err)
 			}
 			if err := handofftest.Eventually(deadline, func() error {
 				for _, e := range bc.Events("handoff") {
@@ -332,4 +339,96 @@ func TestCallerHangsUpWhileQueued(t *testing.T) {
 	if got := metric(t, "callfleet_handoffs_total", map[string]string{"outcome": handoff.OutcomeAbandoned}); got < abandonedBefore+1 {
 		t.Errorf("handoffs_total{abandoned} %v, want at least %v", got, abandonedBefore+1)
 	}
+}
+
+// TestQueueMaxSizeHoldsUnderABurst: Calls asking at once past a full pool
+// get at most queue.maxSize places in its queue, counted in the pool's own
+// status (two managers race for them); the rest fail at once, the bot
+// keeping the call.
+func TestQueueMaxSizeHoldsUnderABurst(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const n, maxSize = 8, 3
+	pool := env.NewPool("burst", 1, func(p *voicev1alpha1.AgentPool) {
+		p.Spec.Agents[0].Paused = true
+		p.Spec.Queue = voicev1alpha1.QueueSpec{MaxSize: maxSize, MaxWaitSeconds: 600}
+	})
+	create(t, pool)
+	names, err := env.LiveCalls(ctx, "burst", pool.Name, n, 10, 2*time.Minute, func(c *voicev1alpha1.Call) {
+		c.Spec.Stream.State = voicev1alpha1.StreamPaused
+	})
+	t.Cleanup(func() { _ = env.DeleteCalls(context.Background(), "burst") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.RequestAll(ctx, names); err != nil {
+		t.Fatal(err)
+	}
+	outcomes := map[string]int{}
+	for _, name := range names {
+		c := waitCall(t, name, "Queued or Failed", func(c *voicev1alpha1.Call) bool {
+			return phase(c) == voicev1alpha1.HandoffQueued || phase(c) == voicev1alpha1.HandoffFailed
+		})
+		h := c.Status.Handoff
+		outcomes[string(h.Phase)]++
+		if h.Phase == voicev1alpha1.HandoffFailed && (h.Outcome != voicev1alpha1.HandoffOutcomeFailed || !strings.Contains(h.Reason, "queue") ||
+			h.OnNoAgent != voicev1alpha1.OnNoAgentReturnToBot) {
+			t.Errorf("%s: %+v, want Failed for a full queue, back to the bot", name, h)
+		}
+	}
+	if outcomes[string(voicev1alpha1.HandoffQueued)] != maxSize || outcomes[string(voicev1alpha1.HandoffFailed)] != n-maxSize {
+		t.Errorf("handoffs %v, want %d Queued and %d Failed", outcomes, maxSize, n-maxSize)
+	}
+	p := waitPool(t, pool.Name, "the queue counted", func(p *voicev1alpha1.AgentPool) bool { return p.Status.Queued == maxSize })
+	if len(p.Status.Queue) != maxSize {
+		t.Errorf("queue %+v, want %d entries", p.Status.Queue, maxSize)
+	}
+	// Queued and Failed are final for this test only: the calls end now.
+	for _, name := range names {
+		hangUp(t, name)
+	}
+}
+
+// TestAgentAnswerOvertakenByItsHangup: the first delivery of the agent
+// leg's out_bridged is lost (Piopiy retries it later), so its hangup, its
+// CDR and the call's own hangup arrive first, as happens when the receiver
+// is slow under load. The call was handed off all the same, and its status
+// must say so: Ended, bridged, outcome Bridged.
+func TestAgentAnswerOvertakenByItsHangup(t *testing.T) {
+	t.Parallel()
+	pool := env.NewPool("overtaken", 1)
+	env.SetScenario(nil, map[string]sim.AgentBehaviour{pool.Spec.Agents[0].Number: {AnswerDelay: 100 * time.Millisecond, TalkFor: 700 * time.Millisecond}})
+	create(t, pool)
+	c := env.NewCall("overtaken-1", pool.Name, func(c *voicev1alpha1.Call) {
+		c.Spec.Handoff.OnNoAgent = voicev1alpha1.OnNoAgentHangup
+		c.Spec.Handoff.Requested = true
+	})
+	env.Sim.SetFaults(sim.Faults{DeliveryNumbers: map[string]sim.DeliveryFaults{c.Spec.To: {DropProb: 1, Events: []string{"out_bridged"}}}})
+	t.Cleanup(func() { env.Sim.SetFaults(sim.Faults{}) })
+	connected(t, c)
+	// Every word of Piopiy is in once the late out_bridged was accepted.
+	rec := waitSim(t, c.Spec.To, "out_bridged redelivered", func(r sim.CallRecord) bool {
+		for _, e := range r.Events {
+			if e.Status == "out_bridged" && e.Delivered && len(e.Attempts) > 1 && e.Attempts[0].Dropped {
+				return true
+			}
+		}
+		return false
+	})
+	waitSim(t, c.Spec.To, "the call over", func(r sim.CallRecord) bool { return r.State == "ended" })
+	cur := waitCall(t, c.Name, "the call over with the handoff concluded", func(c *voicev1alpha1.Call) bool {
+		return ended(c) && c.Status.Handoff != nil && c.Status.Handoff.Outcome != "" &&
+			(phase(c) == voicev1alpha1.HandoffEnded || phase(c) == voicev1alpha1.HandoffTimedOut ||
+				(phase(c) == voicev1alpha1.HandoffFailed && c.Status.Handoff.Missed == nil))
+	})
+	h := cur.Status.Handoff
+	if h.Phase != voicev1alpha1.HandoffEnded || h.BridgedTime == nil || h.Outcome != voicev1alpha1.HandoffOutcomeBridged ||
+		h.Agent != "agent-0" || cur.Status.Phase != voicev1alpha1.CallCompleted {
+		for _, e := range rec.Events {
+			t.Logf("sim event %d %s leg %s created %s attempts %+v", e.Seq, e.Status, e.Leg, e.CreatedAt.Format("15:04:05.000"), e.Attempts)
+		}
+		logEvents(t, c.Name)
+		t.Errorf("the handed-off call reads %s", describe(cur))
+	}
+	waitPool(t, pool.Name, "the agent free", func(p *voicev1alpha1.AgentPool) bool { return reservations(p) == 0 })
 }

@@ -76,6 +76,9 @@ func (r *Reconciler) seek(ctx context.Context, s *scope) (ctrl.Result, error) {
 		return ctrl.Result{}, nil
 	}
 
+	if wait := afterMissed(c, s.now); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	l := agentpool.NewLedger(pool)
 	if l.HasReservation(c.Name) {
 		// Booked for this very version of the Call (by a round, or by a
@@ -151,7 +154,7 @@ func (r *Reconciler) ringing(ctx context.Context, s *scope) (ctrl.Result, error)
 	c := s.call
 	h := c.Status.Handoff
 	if agentpool.CallEnded(c) {
-		if wait := r.legWordDue(c, s.now); h.BridgeSentTime != nil && wait > 0 {
+		if wait := r.legWordDue(c, s.now); (h.BridgeSentTime != nil || h.Missed != nil) && wait > 0 {
 			return ctrl.Result{RequeueAfter: wait}, nil
 		}
 		s.end(voicev1alpha1.HandoffOutcomeAbandoned, fmt.Sprintf("the call ended while agent %s was ringing", h.Agent), false)
@@ -196,6 +199,19 @@ func (r *Reconciler) legWordDue(c *voicev1alpha1.Call, now time.Time) time.Durat
 		return 0
 	}
 	return a.EndTime.Add(r.RingSlack).Sub(now)
+}
+
+// afterMissed is how long the next assignment waits after an agent's leg
+// was taken as missed: status times have one-second resolution and the
+// webhook receiver tells a leg's events from a later assignment's by time,
+// so a new assignment (maybe of the same agent) falls in a later second
+// than the missed leg's end.
+func afterMissed(c *voicev1alpha1.Call, now time.Time) time.Duration {
+	h := c.Status.Handoff
+	if h == nil || h.Missed == nil || h.Missed.EndedTime == nil || h.Missed.Assignment != h.Assignment {
+		return 0
+	}
+	return h.Missed.EndedTime.Truncate(time.Second).Add(time.Second).Sub(now)
 }
 
 // bridged follows a connected agent until the bridge or the call ends.
