@@ -245,8 +245,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if !equality.Semantic.DeepEqual(before, &c.Status) {
 		// Update, not patch: the resourceVersion makes a write computed from
 		// a stale view fail instead of going backwards.
-		if uerr := r.Status().Update(ctx, c); uerr != nil {
-			if apierrors.IsConflict(uerr) {
+		uerr := r.Status().Update(ctx, c)
+		if apierrors.IsConflict(uerr) {
+			// Only this controller writes a Campaign's status, so a conflict
+			// means the spec or metadata moved on (a user's edit). The status
+			// computed here is still true of the generation it names: write
+			// it over the fresh object, so the pacing clock and start time of
+			// the Calls just made are not lost; the edit is reconciled next.
+			uerr = r.rewriteStatus(ctx, c)
+		}
+		if uerr != nil {
+			if apierrors.IsConflict(uerr) || apierrors.IsNotFound(uerr) {
 				return ctrl.Result{RequeueAfter: conflictRetry}, nil
 			}
 			return ctrl.Result{}, errors.Join(err, uerr)
@@ -267,6 +276,19 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		err = nil
 	}
 	return ctrl.Result{RequeueAfter: s.requeue}, err
+}
+
+// rewriteStatus writes c's status over the Campaign as it is now.
+func (r *Reconciler) rewriteStatus(ctx context.Context, c *voicev1alpha1.Campaign) error {
+	fresh := &voicev1alpha1.Campaign{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(c), fresh); err != nil {
+		return err
+	}
+	if fresh.UID != c.UID {
+		return apierrors.NewNotFound(voicev1alpha1.GroupVersion.WithResource("campaigns").GroupResource(), c.Name)
+	}
+	c.Status.DeepCopyInto(&fresh.Status)
+	return r.Status().Update(ctx, fresh)
 }
 
 // afterWrite releases the Calls accounted for, deletes the expired ones and

@@ -37,9 +37,10 @@ func (c *clock) advance(d time.Duration) {
 
 func (c *clock) stop() { fixedNow.Store(nil) }
 
-// noAnswer rings briefly and gives up: the attempt ends NoAnswer.
+// noAnswer rings and gives up before the Call's ring timeout: the attempt
+// ends NoAnswer.
 func noAnswer() sim.Behaviour {
-	return sim.Behaviour{Outcome: sim.OutcomeNoAnswer, RingTimeout: 300 * time.Millisecond}
+	return sim.Behaviour{Outcome: sim.OutcomeNoAnswer, RingTimeout: 5 * time.Second}
 }
 
 // poke makes a harmless spec change so the controller reconciles at once
@@ -72,7 +73,7 @@ func totalDials(numbers ...string) int { return len(simCalls(numbers...)) }
 // the dial count: a check that nothing more happens.
 func settle(t *testing.T, ns string) {
 	t.Helper()
-	harness.WaitFor(t, "no Call in flight in "+ns, time.Minute, func() (bool, string) {
+	harness.WaitFor(t, "no Call in flight in "+ns, slack*time.Minute, func() (bool, string) {
 		for _, call := range listCalls(t, ns) {
 			if done := call.Status.Phase == voicev1alpha1.CallCompleted || call.Status.Phase == voicev1alpha1.CallFailed; !done {
 				return false, call.Name + " " + string(call.Status.Phase)
@@ -131,7 +132,7 @@ func TestCampaignRetriesObeyRules(t *testing.T) {
 
 	// 1. One start per 20 s of the fixed clock.
 	for i := 1; i <= 4; i++ {
-		harness.WaitFor(t, fmt.Sprintf("%d first attempts", i), time.Minute, func() (bool, string) {
+		harness.WaitFor(t, fmt.Sprintf("%d first attempts", i), slack*time.Minute, func() (bool, string) {
 			n := totalDials(numbers...)
 			return n == i, fmt.Sprintf("%d dials", n)
 		})
@@ -188,7 +189,7 @@ func TestCampaignRetriesObeyRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	updateCampaign(t, ns, "rules", func(c *voicev1alpha1.Campaign) { c.Spec.Suspend = false })
-	harness.WaitFor(t, "one retry", time.Minute, func() (bool, string) {
+	harness.WaitFor(t, "one retry", slack*time.Minute, func() (bool, string) {
 		n := totalDials(numbers...)
 		return n == 5, fmt.Sprintf("%d dials", n)
 	})
@@ -199,7 +200,7 @@ func TestCampaignRetriesObeyRules(t *testing.T) {
 	for i := 6; i <= 7; i++ {
 		clk.advance(20 * time.Second)
 		poke(t, ns, "rules")
-		harness.WaitFor(t, fmt.Sprintf("%d dials", i), time.Minute, func() (bool, string) {
+		harness.WaitFor(t, fmt.Sprintf("%d dials", i), slack*time.Minute, func() (bool, string) {
 			n := totalDials(numbers...)
 			return n == i, fmt.Sprintf("%d dials", n)
 		})
@@ -360,7 +361,7 @@ func TestCampaignStop(t *testing.T) {
 	numbers := newNumbers(5)
 	setBehaviour(sim.Behaviour{Outcome: sim.OutcomeAnswer, AnswerDelay: 50 * time.Millisecond}, numbers...)
 	create(t, newCampaign(ns, "stop", numbers, func(c *voicev1alpha1.Campaign) { c.Spec.Concurrency = 2 }))
-	harness.WaitFor(t, "two live calls", time.Minute, func() (bool, string) {
+	harness.WaitFor(t, "two live calls", slack*time.Minute, func() (bool, string) {
 		live := 0
 		for _, r := range simCalls(numbers...) {
 			if r.State == "answered" {
@@ -463,7 +464,7 @@ func TestCampaignDoneSurvivesTTLAndRestart(t *testing.T) {
 		c.Spec.Concurrency = 4
 	}))
 	waitReady(t, ns, "ttl-restart", 2*time.Minute)
-	harness.WaitFor(t, "Calls deleted by the TTL", time.Minute, func() (bool, string) {
+	harness.WaitFor(t, "Calls deleted by the TTL", slack*time.Minute, func() (bool, string) {
 		n := len(listCalls(t, ns))
 		return n == 0, fmt.Sprintf("%d Calls", n)
 	})
@@ -513,7 +514,7 @@ func TestCampaignResultsCompleteWithTTL0(t *testing.T) {
 		c.Spec.TTLSecondsAfterFinished = ptr(int32(0))
 		c.Spec.Concurrency = 50
 	}))
-	c := waitReady(t, ns, "many", 10*time.Minute)
+	c := waitReady(t, ns, "many", 5*time.Minute)
 	if c.Status.Outcomes["Answered"] != 900 || c.Status.Outcomes["Busy"] != 100 || c.Status.Results.Recorded != n {
 		t.Fatalf("status: %s", describe(c))
 	}
@@ -538,7 +539,7 @@ func TestCampaignResultsCompleteWithTTL0(t *testing.T) {
 		}
 		seen[f[0]] = true
 	}
-	harness.WaitFor(t, "Calls deleted by the TTL", time.Minute, func() (bool, string) {
+	harness.WaitFor(t, "Calls deleted by the TTL", slack*time.Minute, func() (bool, string) {
 		n := len(listCalls(t, ns))
 		return n == 0, fmt.Sprintf("%d Calls", n)
 	})
@@ -562,7 +563,7 @@ func TestCampaignSuspendObservedUnderLoad(t *testing.T) {
 		c.Spec.Concurrency = n
 		c.Spec.CallTemplate.Spec.MaxDurationSeconds = 120
 	}))
-	harness.WaitFor(t, "100 live calls", 3*time.Minute, func() (bool, string) {
+	harness.WaitFor(t, "100 live calls", slack*3*time.Minute, func() (bool, string) {
 		live := 0
 		for _, r := range simCalls(numbers...) {
 			if r.State == "answered" {

@@ -340,6 +340,9 @@ func getCampaign(t *testing.T, ns, name string) *voicev1alpha1.Campaign {
 // waitCampaign waits until cond holds for the Campaign's status.
 func waitCampaign(t *testing.T, ns, name, what string, timeout time.Duration, cond func(*voicev1alpha1.Campaign) bool) *voicev1alpha1.Campaign {
 	t.Helper()
+	// The timeouts only bound a wait; on a shared, loaded machine a Call's
+	// life (dial, webhooks, status) can take tens of seconds.
+	timeout *= slack
 	var c *voicev1alpha1.Campaign
 	harness.WaitFor(t, fmt.Sprintf("Campaign %s/%s: %s", ns, name, what), timeout, func() (bool, string) {
 		c = getCampaign(t, ns, name)
@@ -347,6 +350,9 @@ func waitCampaign(t *testing.T, ns, name, what string, timeout time.Duration, co
 	})
 	return c
 }
+
+// slack scales every wait of the suite.
+const slack = 4
 
 func waitReady(t *testing.T, ns, name string, timeout time.Duration) *voicev1alpha1.Campaign {
 	t.Helper()
