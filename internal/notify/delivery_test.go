@@ -180,7 +180,9 @@ func TestSinkDownAndManagerRestartLoseNothing(t *testing.T) {
 		must(t, k8s.Get(ctx, key, cur))
 		return cur
 	}
-	ledgerHas := func(typ string) bool { return strings.Contains(get().Annotations[notify.AnnotationLedger], `"type":"`+typ+`"`) }
+	ledgerHas := func(typ string) bool {
+		return strings.Contains(get().Annotations[notify.AnnotationLedger], `"type":"`+typ+`"`)
+	}
 	suspend := func(on bool) {
 		cur := get()
 		orig := cur.DeepCopy()

@@ -68,6 +68,10 @@ func buildCall(c *voicev1alpha1.Campaign, index int64, ct *contact, src *source)
 		Annotations: make(map[string]string, len(t.Annotations)+1),
 		Finalizers:  []string{CountFinalizer},
 	}}
+	if c.Spec.Notify != nil {
+		// Its call.completed event must outlive a TTL deletion (docs/results.md).
+		call.Finalizers = append(call.Finalizers, voicev1alpha1.NotifyFinalizer)
+	}
 	for k, v := range t.Labels {
 		call.Labels[k] = v
 	}
