@@ -30,6 +30,11 @@ type NotifySecretRef struct {
 	Key string `json:"key,omitempty"`
 }
 
+// NotifyFinalizer holds a finished Call until its call.completed event is
+// delivered. A Campaign with spec.notify creates its Calls with it (no
+// extra write); the notifier adds it to other Calls once they are dialed.
+const NotifyFinalizer = "notify.callfleet.dev/event"
+
 // ConditionNotifyReady is the Campaign condition the event notifier owns:
 // True when its sink (spec.notify, else the manager's default) is usable.
 const ConditionNotifyReady = "NotifyReady"

@@ -18,17 +18,22 @@ func TestStreamReportPatch(t *testing.T) {
 		{
 			"connected",
 			streamReport{State: "Connected", Pod: "gw-0", Attempt: 2, Connected: conn},
-			`{"status":{"stream":{"state":"Connected","pod":"gw-0","attempt":2,"connectedTime":"2026-05-01T12:00:00Z","disconnectedTime":null,"closeCode":null,"reason":null,"monitoring":null,"announcementsPlayed":null,"hangupSent":null}}}`,
+			`{"status":{"stream":{"state":"Connected","pod":"gw-0","attempt":2,"connectedTime":"2026-05-01T12:00:00Z","disconnectedTime":null,"closeCode":null,"reason":null,"monitoring":null,"announcementsPlayed":null,"hangupSent":null,"voicemailTime":null}}}`,
 		},
 		{
 			"closed after a hangup",
 			streamReport{State: "Disconnected", Pod: "gw-0", Attempt: 1, Connected: conn, Disconnected: &disc, CloseCode: 1000, Reason: "call ended", Announcements: []string{"a", "b"}, HangupSent: true},
-			`{"status":{"stream":{"state":"Disconnected","pod":"gw-0","attempt":1,"connectedTime":"2026-05-01T12:00:00Z","disconnectedTime":"2026-05-01T12:01:30Z","closeCode":1000,"reason":"call ended","monitoring":null,"announcementsPlayed":["a","b"],"hangupSent":true}}}`,
+			`{"status":{"stream":{"state":"Disconnected","pod":"gw-0","attempt":1,"connectedTime":"2026-05-01T12:00:00Z","disconnectedTime":"2026-05-01T12:01:30Z","closeCode":1000,"reason":"call ended","monitoring":null,"announcementsPlayed":["a","b"],"hangupSent":true,"voicemailTime":null}}}`,
+		},
+		{
+			"a voicemail box reported",
+			streamReport{State: "Connected", Connected: conn, VoicemailTime: &disc, HangupSent: true},
+			`{"status":{"stream":{"state":"Connected","pod":null,"attempt":null,"connectedTime":"2026-05-01T12:00:00Z","disconnectedTime":null,"closeCode":null,"reason":null,"monitoring":null,"announcementsPlayed":null,"hangupSent":true,"voicemailTime":"2026-05-01T12:01:30Z"}}}`,
 		},
 		{
 			"monitoring",
 			streamReport{State: "Connected", Connected: conn, Monitoring: true, Reason: "kept"},
-			`{"status":{"stream":{"state":"Connected","pod":null,"attempt":null,"connectedTime":"2026-05-01T12:00:00Z","disconnectedTime":null,"closeCode":null,"reason":"kept","monitoring":true,"announcementsPlayed":null,"hangupSent":null}}}`,
+			`{"status":{"stream":{"state":"Connected","pod":null,"attempt":null,"connectedTime":"2026-05-01T12:00:00Z","disconnectedTime":null,"closeCode":null,"reason":"kept","monitoring":true,"announcementsPlayed":null,"hangupSent":null,"voicemailTime":null}}}`,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,5 +68,10 @@ func TestStreamReportEqual(t *testing.T) {
 	d.Attempt = 3
 	if a.equal(d) {
 		t.Fatal("attempt ignored")
+	}
+	v := a.clone()
+	v.VoicemailTime = &now
+	if a.equal(v) || v.equal(a) || !v.equal(v.clone()) {
+		t.Fatal("voicemailTime ignored")
 	}
 }

@@ -5,6 +5,8 @@ import (
 
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
 )
 
 // Annotations and finalizer the notifier keeps on the objects it reports.
@@ -16,7 +18,7 @@ const (
 	// whether each was delivered (JSON, bounded).
 	AnnotationLedger = "notify.callfleet.dev/ledger"
 	// Finalizer keeps a finished Call until its event is delivered.
-	Finalizer = "notify.callfleet.dev/event"
+	Finalizer = voicev1alpha1.NotifyFinalizer
 )
 
 // Defaults of Options.

@@ -96,7 +96,7 @@ func TestOperationsDocListsEveryMetric(t *testing.T) {
 	_, documented := documentedMetrics(t)
 	defined := regexp.MustCompile(`Name:\s*"(callfleet_[a-z0-9_]+)"`)
 	files := []string{"internal/metrics/metrics.go", "internal/gateway/metrics.go",
-		"internal/controller/agentpool/metrics.go", "internal/controller/campaign/metrics.go"}
+		"internal/controller/agentpool/metrics.go", "internal/controller/campaign/metrics.go", "internal/notify/metrics.go"}
 	n := 0
 	for _, f := range files {
 		b, err := os.ReadFile(filepath.Join(root, f))

@@ -34,6 +34,10 @@ func buildCall(c *voicev1alpha1.Campaign, e entry, n int32) *voicev1alpha1.Call 
 		Annotations: make(map[string]string, len(t.Annotations)+2),
 		Finalizers:  []string{CountFinalizer},
 	}}
+	if c.Spec.Notify != nil {
+		// Its call.completed event must outlive a TTL deletion (docs/results.md).
+		call.Finalizers = append(call.Finalizers, voicev1alpha1.NotifyFinalizer)
+	}
 	for k, v := range t.Labels {
 		call.Labels[k] = v
 	}
