@@ -254,6 +254,14 @@ func (s *session) platformEnded(err error) endCause {
 		}
 		return endCause{by: endedByPlatform, code: ce.Code, reason: reason}
 	}
+	// Piopiy ends a call by dropping the socket (its documented disconnect
+	// is 1006), so after our own hangup a drop is the expected end.
+	s.mu.Lock()
+	hungUp := s.ctl.hangupSent
+	s.mu.Unlock()
+	if hungUp {
+		return endCause{by: endedByPlatform, code: websocket.StatusAbnormalClosure, reason: "platform dropped the socket after the hangup"}
+	}
 	return endCause{by: endedByPlatform, code: websocket.StatusAbnormalClosure, reason: "platform connection lost"}
 }
 
