@@ -125,16 +125,21 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 
 	browser := startBrowser(t, chromium)
-	board, cancelBoard := chromedp.NewContext(browser)
-	defer cancelBoard()
+	board := newTab(t, browser)
+	t.Log("signing in as supervisor")
 	signIn(t, board, base, supervisor)
+	t.Log("signed in")
+	if os.Getenv("CONSOLE_DEBUG") != "" {
+		t.Logf("console %s token %s", base, supervisor)
+		t.Logf("page: %s", value(t, board, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText.slice(0, 1500)`)))
+	}
 	mustCreate(t, ctx, k8s, alice)
 	waitJS(t, board, "the board shows alice InProgress", phaseOf("alice"), func(s string) bool { return s == "InProgress" })
 
 	// The call page, in a second tab of the same signed-in browser.
-	callTab, cancelCall := chromedp.NewContext(board)
-	defer cancelCall()
+	callTab := newTab(t, board)
 	run(t, callTab, chromedp.Navigate(base+"/ns/"+floor+"/calls/alice"), chromedp.WaitVisible(chromedp.CSS("#listen")))
+	t.Log("call page open; listening")
 	run(t, callTab, chromedp.Click(chromedp.CSS("#listen")))
 	var st audioStats
 	waitJSON(t, callTab, "sound from the call and the bot in the page's audio pipeline", "window.callfleetAudio", &st,
@@ -144,6 +149,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitJS(t, callTab, "transcript lines in the feed", `document.querySelectorAll('#feed li.transcript').length.toString()`,
 		func(s string) bool { return s != "0" && s != "" })
 
+	t.Logf("heard %+v", st)
 	// Hand off now, from the page: the board shows HandedOff, and the call
 	// is still heard (customer and agent, listenMode both).
 	run(t, callTab, chromedp.SetValue(chromedp.CSS("#pool"), pool.Name), chromedp.Click(chromedp.CSS("#handoff")))
@@ -154,6 +160,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	heard := st.Loud[0]
 	waitJSON(t, callTab, "sound after the handoff", "window.callfleetAudio", &st, func() bool { return st.Loud[0] > heard+10 })
 
+	t.Logf("after the handoff heard %+v", st)
 	// A monitor token for alice never opens another call's socket.
 	monitorURL := monitorTokenURL(t, base, supervisor, "alice")
 	other := strings.Replace(monitorURL, "/"+floor+"/alice?", "/"+floor+"/bob?", 1)
@@ -180,10 +187,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Error("spec.hangup not set by the page")
 	}
 
+	t.Log("hung up at the sim")
 	// A user the cluster knows but who may not read the namespace: 403 in
 	// the browser, and nothing of it shown.
-	stranger, cancelStranger := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
-	defer cancelStranger()
+	stranger := newTab(t, browser, chromedp.WithNewBrowserContext())
 	signIn(t, stranger, base, outsider)
 	status := value(t, stranger, chromedp.Text(chromedp.CSS("#status")))
 	page := value(t, stranger, chromedp.OuterHTML(chromedp.CSS("html")))
@@ -256,6 +263,18 @@ func startBrowser(t *testing.T, path string) context.Context {
 	return b
 }
 
+// newTab opens a tab. Its first action runs without a deadline: chromedp
+// ties a tab's life to the context of the first action run on it.
+func newTab(t *testing.T, parent context.Context, opts ...chromedp.ContextOption) context.Context {
+	t.Helper()
+	tab, cancel := chromedp.NewContext(parent, opts...)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(tab); err != nil {
+		t.Fatalf("opening a tab: %v", err)
+	}
+	return tab
+}
+
 func run(t *testing.T, ctx context.Context, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	tctx, cancel := context.WithTimeout(ctx, wait)
@@ -292,7 +311,9 @@ func waitJS(t *testing.T, tab context.Context, what, expr string, ok func(string
 	var last string
 	end := time.Now().Add(wait)
 	for {
-		v, err := chromedp.Run(tab, chromedp.Evaluate[string](expr))
+		ectx, cancel := context.WithTimeout(tab, 10*time.Second)
+		v, err := chromedp.Run(ectx, chromedp.Evaluate[string](expr))
+		cancel()
 		if err == nil {
 			last = v
 			if ok(v) {
@@ -300,7 +321,10 @@ func waitJS(t *testing.T, tab context.Context, what, expr string, ok func(string
 			}
 		}
 		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s (last %q)", what, last)
+			ectx, cancel := context.WithTimeout(tab, 10*time.Second)
+			page, _ := chromedp.Run(ectx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText.slice(0, 1500)`))
+			cancel()
+			t.Fatalf("timed out waiting for %s (last %q); the page:\n%s", what, last, page)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -311,7 +335,9 @@ func waitJSON(t *testing.T, tab context.Context, what, expr string, v any, ok fu
 	t.Helper()
 	end := time.Now().Add(wait)
 	for {
-		s, err := chromedp.Run(tab, chromedp.Evaluate[string]("JSON.stringify("+expr+")"))
+		ectx, cancel := context.WithTimeout(tab, 10*time.Second)
+		s, err := chromedp.Run(ectx, chromedp.Evaluate[string]("JSON.stringify("+expr+")"))
+		cancel()
 		if err == nil && json.Unmarshal([]byte(s), v) == nil && ok() {
 			return
 		}

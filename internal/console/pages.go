@@ -36,15 +36,15 @@ var funcs = template.FuncMap{
 	},
 }
 
-// page is what every page template gets.
-type page struct {
+// Page is what every page template gets.
+type Page struct {
 	User      string
 	Namespace string
 	CSRF      string
 }
 
-func (c *Console) page(u User, ns string) page {
-	p := page{User: u.Name, Namespace: ns}
+func (c *Console) page(u User, ns string) Page {
+	p := Page{User: u.Name, Namespace: ns}
 	if u.session != "" {
 		p.CSRF = c.sess.csrfToken(u.session)
 	}
@@ -134,7 +134,7 @@ func (c *Console) target(r *http.Request) (types.NamespacedName, error) {
 }
 
 type boardData struct {
-	page
+	Page
 	Calls     []CallRow
 	Campaigns []CampaignRow
 }
@@ -148,7 +148,7 @@ func (c *Console) boardPage(w http.ResponseWriter, r *http.Request, u User) {
 		c.fail(w, r, err)
 		return
 	}
-	d := boardData{page: c.page(u, nn.Namespace)}
+	d := boardData{Page: c.page(u, nn.Namespace)}
 	var calls voicev1alpha1.CallList
 	if err := c.cache.List(r.Context(), &calls, client.InNamespace(nn.Namespace)); err != nil {
 		c.fail(w, r, err)
@@ -258,7 +258,7 @@ func (c *Console) streamTTL(u User) time.Duration {
 }
 
 type callData struct {
-	page
+	Page
 	Call      *voicev1alpha1.Call
 	Row       CallRow
 	Pools     []string
@@ -281,7 +281,7 @@ func (c *Console) callPage(w http.ResponseWriter, r *http.Request, u User) {
 		c.fail(w, r, err)
 		return
 	}
-	d := callData{page: c.page(u, nn.Namespace), Call: call, Row: callRow(call), Done: r.URL.Query().Get("done"),
+	d := callData{Page: c.page(u, nn.Namespace), Call: call, Row: callRow(call), Done: r.URL.Query().Get("done"),
 		Campaign: call.Labels[voicev1alpha1.LabelCampaign], HasResult: call.Status.Result != nil}
 	d.Monitor = c.opts.MonitorKey != nil &&
 		c.rev.Authorize(r.Context(), u, Access{Verb: "get", Resource: "calls", Subresource: "monitor", Namespace: nn.Namespace, Name: nn.Name}) == nil
@@ -306,7 +306,7 @@ func (c *Console) getCall(r *http.Request, nn types.NamespacedName, call *voicev
 }
 
 type campaignData struct {
-	page
+	Page
 	Campaign *voicev1alpha1.Campaign
 	Row      CampaignRow
 	Calls    []CallRow
@@ -327,7 +327,7 @@ func (c *Console) campaignPage(w http.ResponseWriter, r *http.Request, u User) {
 		c.fail(w, r, err)
 		return
 	}
-	d := campaignData{page: c.page(u, nn.Namespace), Campaign: camp, Row: campaignRow(camp)}
+	d := campaignData{Page: c.page(u, nn.Namespace), Campaign: camp, Row: campaignRow(camp)}
 	if c.rev.Authorize(r.Context(), u, Access{Verb: "list", Resource: "calls", Namespace: nn.Namespace}) == nil {
 		var calls voicev1alpha1.CallList
 		if c.cache.List(r.Context(), &calls, client.InNamespace(nn.Namespace)) == nil {
