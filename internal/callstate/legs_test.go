@@ -68,6 +68,9 @@ func TestDocumentedStreamEventsFindTheAttemptByLeg(t *testing.T) {
 func TestDocumentedStreamDisconnectRecordsAbnormalClosure(t *testing.T) {
 	c := newCall()
 	c.Status.Attempts[0].CMIUUID = sampleLeg
+	// The samples are from 2024: the attempt must have lived then, or their
+	// times are ignored as outside its lifetime (sanity.go).
+	c.Status.Attempts[0].IntentTime = metav1.NewTime(time.UnixMilli(1725975496000).Add(-30 * time.Second))
 	if got := Apply(c, documented(t, "stream_connected.json")); got != Applied {
 		t.Fatalf("connected: %s", got)
 	}
