@@ -28,7 +28,7 @@ func bindNotifyFlags(fs *flag.FlagSet) *notifyFlags {
 // Campaign's spec.notify needs no manager flag.
 func setupNotify(mgr ctrl.Manager, f *notifyFlags) error {
 	sinks := &notify.Resolver{Reader: mgr.GetAPIReader()}
-	if f.url != "" {
+	if f != nil && f.url != "" {
 		ns, name, ok := strings.Cut(f.secret, "/")
 		if !ok || ns == "" || name == "" {
 			return fmt.Errorf("--notify-url needs --notify-secret as namespace/name, got %q", f.secret)
