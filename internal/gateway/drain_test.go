@@ -71,7 +71,7 @@ func live(_ sim.CallRecord, s sim.StreamRecord) bool {
 
 // TestDrainKeepsLiveCallsUntilTheyEnd: SIGTERM to a gateway holding 5 live
 // calls. It turns unready at once and refuses a new stream, while the 5 go
-// on; they end when the callees hang up, normally at the sim (1000 by the
+// on; they end when the callees hang up, at the sim (the documented 1006 by the
 // sim, not a 1001 from the gateway), and only then does Run return.
 func TestDrainKeepsLiveCallsUntilTheyEnd(t *testing.T) {
 	t.Parallel()
@@ -129,11 +129,13 @@ func TestDrainKeepsLiveCallsUntilTheyEnd(t *testing.T) {
 	}
 	for i, id := range ids {
 		s := simCall(t, id).Streams[0]
-		if s.CloseCode != int(websocket.StatusNormalClosure) || s.ClosedBy != "sim" {
-			t.Errorf("call %s: close %d by %s, want 1000 by the sim", id, s.CloseCode, s.ClosedBy)
+		// The call ended at the sim, which drops the socket as Piopiy is
+		// documented to (1006), not cut by the draining gateway (1001).
+		if s.CloseCode != int(websocket.StatusAbnormalClosure) || s.ClosedBy != "sim" {
+			t.Errorf("call %s: close %d by %s, want the documented 1006 by the sim", id, s.CloseCode, s.ClosedBy)
 		}
 		st := getCall(t, calls[i].Name).Status.Stream
-		if st.State != voicev1alpha1.StreamPhaseDisconnected || st.CloseCode != 1000 || st.HangupSent {
+		if st.State != voicev1alpha1.StreamPhaseDisconnected || st.CloseCode != 1006 || st.HangupSent {
 			t.Errorf("call %s status.stream %+v", calls[i].Name, st)
 		}
 	}
@@ -170,8 +172,8 @@ func TestDrainGoodbyeAndHangup(t *testing.T) {
 		t.Fatalf("gateway: %v", err)
 	}
 	rec := waitSim(t, id, "socket closed", func(_ sim.CallRecord, s sim.StreamRecord) bool { return s.DisconnectedAt != nil })
-	if s := rec.Streams[0]; s.CloseCode != int(websocket.StatusNormalClosure) || s.ClosedBy != "sim" {
-		t.Errorf("sim saw close %d by %s, want 1000 by the sim (the call ended)", s.CloseCode, s.ClosedBy)
+	if s := rec.Streams[0]; s.CloseCode != int(websocket.StatusAbnormalClosure) || s.ClosedBy != "sim" {
+		t.Errorf("sim saw close %d by %s, want the documented 1006 by the sim (the call ended)", s.CloseCode, s.ClosedBy)
 	}
 	if rec.HangupCause != "pcmo" {
 		t.Errorf("hangup cause %q, want pcmo (the gateway's hangup)", rec.HangupCause)
@@ -186,7 +188,7 @@ func TestDrainGoodbyeAndHangup(t *testing.T) {
 		t.Errorf("socket PCMO actions %v, want %v", played, want)
 	}
 	st := getCall(t, c.Name).Status.Stream
-	if st.State != voicev1alpha1.StreamPhaseDisconnected || !st.HangupSent || st.CloseCode != 1000 {
+	if st.State != voicev1alpha1.StreamPhaseDisconnected || !st.HangupSent || st.CloseCode != 1006 {
 		t.Errorf("status.stream %+v", st)
 	}
 	if err := bot.waitClosed(t); err == nil {

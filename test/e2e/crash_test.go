@@ -64,7 +64,11 @@ func TestManagerKilledMidDial(t *testing.T) {
 		return start(t, "manager "+failpoints, manager, env,
 			"--metrics-bind-address=0", "--health-probe-bind-address=0", "--webhook-bind-address="+webhookAddr,
 			"--piopiy-rest-url="+simURL, "--piopiy-action-url="+simURL, "--default-account=crash/piopiy",
-			"--settle-timeout=20s", "--cdr-grace=1s")
+			// The CDR lookup waits past the sim's first redelivery (3 s): the
+			// restarted manager's receiver may not be listening yet when the
+			// call's first CDR goes out, and the documented sim redelivers
+			// only after a failed delivery.
+			"--settle-timeout=20s", "--cdr-grace=8s")
 	}
 
 	cases := []struct {

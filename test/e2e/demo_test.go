@@ -88,7 +88,7 @@ func demoBinaries(t *testing.T) string {
 	}
 	start := time.Now()
 	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
-		"./cmd/manager", "./cmd/stream-gateway", "./cmd/piopiy-sim", "./examples/bots/echo", "./hack/demo")
+		"./cmd/manager", "./cmd/stream-gateway", "./cmd/console", "./cmd/piopiy-sim", "./examples/bots/echo", "./hack/demo")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building the demo: %v\n%s", err, out)
