@@ -43,7 +43,6 @@ func (e *errStalled) Unwrap() error { return e.err }
 
 // dial starts a new attempt: preflight, record intent, POST, record result.
 func (r *Reconciler) dial(ctx context.Context, call *voicev1alpha1.Call) (ctrl.Result, error) {
-	logger := log.FromContext(ctx)
 	base, wait := r.streamBase(ctx, call)
 	if base == "" {
 		return ctrl.Result{RequeueAfter: wait}, nil
@@ -127,37 +126,67 @@ func (r *Reconciler) dial(ctx context.Context, call *voicev1alpha1.Call) (ctrl.R
 	failpoint.Crash(failpoint.DialAfterPost)
 
 	result := classify(resp, dialErr)
+	requestID := ""
+	if resp != nil {
+		requestID = resp.RequestID
+	}
+	if err := r.reportDial(ctx, call, n, attempt.ID, result, dialErr, dialReport{
+		placedLog:      []any{"requestID", requestID},
+		placedEvent:    "request id " + requestID,
+		ambiguousLog:   "Create was ambiguous; settling from webhooks and CDR lookups, never redialling",
+		ambiguousEvent: "waiting for its webhooks, not redialling",
+		record:         r.recordDialResult,
+	}); err != nil {
+		return ctrl.Result{}, err
+	}
+	return r.afterDial(call, result)
+}
+
+// dialReport is what differs between the generations when a create's
+// outcome is reported: how the placed call is named, what follows an
+// ambiguous create, and which status write records the result.
+type dialReport struct {
+	placedLog      []any
+	placedEvent    string
+	ambiguousLog   string
+	ambiguousEvent string
+	record         func(ctx context.Context, call *voicev1alpha1.Call, attemptID string, res dialResult) error
+}
+
+// reportDial counts, logs and records the outcome of attempt n's create and
+// emits its Event. A result whose write fails is kept in memory so the next
+// pass records it; if this process dies first, the attempt stays in Intent
+// and is settled like an ambiguous one.
+func (r *Reconciler) reportDial(ctx context.Context, call *voicev1alpha1.Call, n int32, attemptID string, result dialResult, dialErr error, rep dialReport) error {
+	logger := log.FromContext(ctx)
 	metrics.Dials.WithLabelValues(string(result.kind)).Inc()
 	switch result.kind {
 	case dialPlaced:
-		logger.Info("Call placed", "attempt", n, "requestID", resp.RequestID)
+		logger.Info("Call placed", append([]any{"attempt", n}, rep.placedLog...)...)
 		if n == 1 {
 			metrics.ApplyToDial.Observe(r.Now().Sub(call.CreationTimestamp.Time).Seconds())
 		}
 	case dialAmbiguous:
 		metrics.AmbiguousCreates.Inc()
-		logger.Info("Create was ambiguous; settling from webhooks and CDR lookups, never redialling", "attempt", n, "error", dialErr.Error())
+		logger.Info(rep.ambiguousLog, "attempt", n, "error", dialErr.Error())
 	default:
 		logger.Info("Piopiy refused the call", "attempt", n, "error", dialErr.Error())
 	}
-	if err := r.recordDialResult(ctx, call, attempt.ID, result); err != nil {
-		// Kept in memory so the next pass records it; if this process dies
-		// first, the attempt stays in Intent and is settled like an
-		// ambiguous one.
-		r.unrecorded.Store(attempt.ID, result)
-		return ctrl.Result{}, fmt.Errorf("recording dial result of attempt %d: %w", n, err)
+	if err := rep.record(ctx, call, attemptID, result); err != nil {
+		r.unrecorded.Store(attemptID, result)
+		return fmt.Errorf("recording dial result of attempt %d: %w", n, err)
 	}
 	switch result.kind {
 	case dialPlaced:
-		r.event(call, "Normal", "Placed", "attempt %d placed, request id %s", n, resp.RequestID)
+		r.event(call, "Normal", "Placed", "attempt %d placed, %s", n, rep.placedEvent)
 	case dialAmbiguous:
-		r.event(call, "Warning", "DialAmbiguous", "attempt %d: Piopiy's reply was lost or failed (%v); waiting for its webhooks, not redialling", n, dialErr)
+		r.event(call, "Warning", "DialAmbiguous", "attempt %d: Piopiy's reply was lost or failed (%v); %s", n, dialErr, rep.ambiguousEvent)
 	case dialRefused:
 		r.event(call, "Warning", "DialRefused", "attempt %d: Piopiy refused the call: %v", n, dialErr)
 	case dialNotSent:
 		r.event(call, "Warning", "DialNotSent", "Piopiy could not be reached, nothing was sent: %v", dialErr)
 	}
-	return r.afterDial(call, result)
+	return nil
 }
 
 func (r *Reconciler) afterDial(call *voicev1alpha1.Call, result dialResult) (ctrl.Result, error) {

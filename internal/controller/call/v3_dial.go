@@ -9,7 +9,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
 	"github.com/callfleet/callfleet/internal/account"
@@ -44,7 +43,6 @@ func (c v3Create) send(ctx context.Context, api V3API) (*piopiyv3.CallCreated, e
 // would refuse never costs an attempt), record intent, POST once, record
 // what the POST proved.
 func (r *Reconciler) dialV3(ctx context.Context, call *voicev1alpha1.Call) (ctrl.Result, error) {
-	logger := log.FromContext(ctx)
 	if r.V3 == nil {
 		return ctrl.Result{}, &errStalled{reason: "V3Disabled", err: errors.New("this manager has no Piopiy v3 backend configured")}
 	}
@@ -106,32 +104,18 @@ func (r *Reconciler) dialV3(ctx context.Context, call *voicev1alpha1.Call) (ctrl
 	failpoint.Crash(failpoint.DialAfterPost)
 
 	result := classifyV3(resp, dialErr)
-	metrics.Dials.WithLabelValues(string(result.kind)).Inc()
-	switch result.kind {
-	case dialPlaced:
-		logger.Info("Call placed", "attempt", n, "callID", resp.CallID, "generation", "v3")
-		if n == 1 {
-			metrics.ApplyToDial.Observe(r.Now().Sub(call.CreationTimestamp.Time).Seconds())
-		}
-	case dialAmbiguous:
-		metrics.AmbiguousCreates.Inc()
-		logger.Info("Create was ambiguous; never redialling", "attempt", n, "error", dialErr.Error())
-	default:
-		logger.Info("Piopiy refused the call", "attempt", n, "error", dialErr.Error())
+	callID := ""
+	if resp != nil {
+		callID = resp.CallID
 	}
-	if err := r.recordV3DialResult(ctx, call, attempt.ID, result); err != nil {
-		r.unrecorded.Store(attempt.ID, result)
-		return ctrl.Result{}, fmt.Errorf("recording dial result of attempt %d: %w", n, err)
-	}
-	switch result.kind {
-	case dialPlaced:
-		r.event(call, "Normal", "Placed", "attempt %d placed, call id %s", n, resp.CallID)
-	case dialAmbiguous:
-		r.event(call, "Warning", "DialAmbiguous", "attempt %d: Piopiy's reply was lost or failed (%v); not redialling", n, dialErr)
-	case dialRefused:
-		r.event(call, "Warning", "DialRefused", "attempt %d: Piopiy refused the call: %v", n, dialErr)
-	case dialNotSent:
-		r.event(call, "Warning", "DialNotSent", "Piopiy could not be reached, nothing was sent: %v", dialErr)
+	if err := r.reportDial(ctx, call, n, attempt.ID, result, dialErr, dialReport{
+		placedLog:      []any{"callID", callID, "generation", "v3"},
+		placedEvent:    "call id " + callID,
+		ambiguousLog:   "Create was ambiguous; never redialling",
+		ambiguousEvent: "not redialling",
+		record:         r.recordV3DialResult,
+	}); err != nil {
+		return ctrl.Result{}, err
 	}
 	return r.afterDialV3(call, result)
 }
