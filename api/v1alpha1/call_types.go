@@ -89,8 +89,11 @@ type CallParameters struct {
 	// +optional
 	Voicemail *VoicemailPolicy `json:"voicemail,omitempty"`
 
-	// record adds Piopiy's record action to the call's PCMO; the recording
-	// Piopiy reports lands in status.attempts[].recording.
+	// record asks Piopiy to record the call. On v2 it adds the record action
+	// to the call's PCMO, and the recording Piopiy reports lands in
+	// status.attempts[].recording. On v3 (spec.agent) it sets the create's
+	// options.record; Piopiy keeps that recording, and since v3 documents no
+	// way to look it up, status does not show it.
 	// +optional
 	Record bool `json:"record,omitempty"`
 

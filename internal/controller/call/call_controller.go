@@ -70,6 +70,11 @@ type Reconciler struct {
 	// probed holds the attempts (by id) whose CDR lookup's 404 was already
 	// checked for refused credentials (see lookupRefusal).
 	probed sync.Map
+	// answeredSeen holds, by attempt id, when a v3 poll first saw the call
+	// answered. v3 tells the answer only to a poll that catches the call
+	// live, so a pass whose status write is lost to a conflict must not
+	// lose it: the next pass may find the call already gone (404).
+	answeredSeen sync.Map
 }
 
 // nextPass is the wait before a pass that follows at once from this one
@@ -158,8 +163,10 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, call *voicev1alpha1.Ca
 	}
 	switch step, wait := r.nextStep(call); step {
 	case stepComplete:
+		r.forgetSeen(call)
 		r.finish(call, voicev1alpha1.CallCompleted)
 	case stepFail:
+		r.forgetSeen(call)
 		r.finish(call, voicev1alpha1.CallFailed)
 	case stepWait:
 		if st.Phase != voicev1alpha1.CallRetrying {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
@@ -124,6 +125,11 @@ func (r *Reconciler) dialV3(ctx context.Context, call *voicev1alpha1.Call) (ctrl
 // or a PCMO call running the pipeline.
 func v3Request(call *voicev1alpha1.Call, acct *account.Account, from, attemptID string) (v3Create, error) {
 	opts := &piopiyv3.CallOptions{MaxDurationSec: int(call.Spec.MaxDurationSeconds), RingTimeoutSec: int(call.Spec.RingTimeoutSeconds)}
+	if call.Spec.Record {
+		// v3 records by the create's options.record; its recordings are not
+		// yet followed into status (no v3 recording lookup is documented).
+		opts.Record = ptr.To(true)
+	}
 	vars := make(map[string]any, len(call.Spec.Variables)+2)
 	for k, v := range extraParams(call, attemptID) {
 		vars[k] = v

@@ -57,6 +57,15 @@ func (r *Reconciler) reconcileInFlightV3(ctx context.Context, call *voicev1alpha
 		return ctrl.Result{}, err
 	}
 	info, err := api.GetCall(ctx, a.CallID)
+	if a.AnswerTime == nil {
+		if v, ok := r.answeredSeen.Load(a.ID); ok {
+			at := v.(time.Time)
+			a.AnswerTime = metaTime(at)
+			if a.RingTime == nil {
+				a.RingTime = metaTime(at)
+			}
+		}
+	}
 	switch {
 	case errors.Is(err, piopiyv3.ErrNotFound):
 		r.endPolled(ctx, call, a)
@@ -69,6 +78,9 @@ func (r *Reconciler) reconcileInFlightV3(ctx context.Context, call *voicev1alpha
 		return ctrl.Result{}, fmt.Errorf("polling v3 call %s: %w", a.CallID, err)
 	}
 	applyPolled(a, info, now)
+	if a.AnswerTime != nil {
+		r.answeredSeen.LoadOrStore(a.ID, a.AnswerTime.Time)
+	}
 	if next := callstate.LivePhase(&call.Status); rank(next) > rank(call.Status.Phase) || call.Status.Phase == voicev1alpha1.CallRetrying {
 		call.Status.Phase = next
 	}
@@ -169,8 +181,17 @@ func (r *Reconciler) reconcileDeleteV3(ctx context.Context, call *voicev1alpha1.
 			r.event(call, "Warning", "HangupImpossible", "attempt %d: Piopiy's reply with the call id was lost, so it cannot be hung up", a.Number)
 		}
 	}
+	r.forgetSeen(call)
 	controllerutil.RemoveFinalizer(call, Finalizer)
 	return ctrl.Result{}, r.Update(ctx, call)
+}
+
+// forgetSeen drops what polls saw of a Call whose attempts are all written
+// as ended (or that is going away).
+func (r *Reconciler) forgetSeen(call *voicev1alpha1.Call) {
+	for i := range call.Status.Attempts {
+		r.answeredSeen.Delete(call.Status.Attempts[i].ID)
+	}
 }
 
 // v3APIFor returns the v3 client of the Call's account once the shared rate

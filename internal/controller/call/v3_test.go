@@ -59,6 +59,7 @@ func TestV3CallToHostedAgentCompletes(t *testing.T) {
 	setBehaviour(map[string]sim.Behaviour{to: {Outcome: sim.OutcomeAnswer, RingDelay: 200 * time.Millisecond, AnswerDelay: 500 * time.Millisecond, HangupAfter: 2 * time.Second}}, nil)
 	if err := k8s.Create(context.Background(), newV3Call(t, ns, "agent", to, func(c *voicev1alpha1.Call) {
 		c.Spec.Variables = map[string]string{"customer": "Asha"}
+		c.Spec.Record = true
 	})); err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestV3CallToHostedAgentCompletes(t *testing.T) {
 	var body map[string]any
 	_ = json.Unmarshal(r.Body, &body)
 	opts, _ := body["options"].(map[string]any)
-	if opts["ring_timeout_sec"] != float64(5) || opts["max_duration_sec"] != float64(60) {
+	if opts["ring_timeout_sec"] != float64(5) || opts["max_duration_sec"] != float64(60) || opts["record"] != true {
 		t.Fatalf("options sent: %v", opts)
 	}
 	if cond := condition(c, voicev1alpha1.ConditionReady); cond == nil || cond.Status != "True" {

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+	"github.com/callfleet/callfleet/internal/callstate"
 )
 
 // buildCall makes the Call for attempt n of a contact: a single attempt
@@ -129,6 +130,15 @@ func resultOf(key string, n int32, call *voicev1alpha1.Call) *resultRow {
 		row.recording = a[len(a)-1].Recording
 	}
 	return row
+}
+
+// settling reports whether a Call's current attempt has ended at Piopiy
+// (its end time is known) while its outcome waits to be settled, by the CDR
+// or its lookup: the person is off the phone, so it holds no concurrency
+// slot, but the contact is not finished and is not retried meanwhile.
+func settling(call *voicev1alpha1.Call) bool {
+	cur := callstate.Current(&call.Status)
+	return cur != nil && cur.EndTime != nil && cur.State != voicev1alpha1.AttemptEnded
 }
 
 // streaming reports whether a Call holds a stream on its endpoint now.

@@ -50,6 +50,10 @@ const (
 // tried again; the Campaign's own status writes are filtered from its watch.
 const conflictRetry = 200 * time.Millisecond
 
+// cacheLagRetry is how soon a Campaign whose cache lags this process's own
+// status write is looked at again.
+const cacheLagRetry = 50 * time.Millisecond
+
 // Results batching: a pass writes the finished contacts to the results
 // record once resultsBatch are waiting, the oldest has waited
 // resultsFlushInterval, or nothing is in flight (nothing more will come
@@ -153,7 +157,10 @@ type scope struct {
 	listed          bool
 	expectationsMet bool
 	inflightCalls   []*voicev1alpha1.Call
-	ownStreaming    int
+	// settling counts the inflightCalls whose call has ended at Piopiy and
+	// whose outcome waits for its CDR: they hold no concurrency slot.
+	settling     int
+	ownStreaming int
 
 	contacts *contactList
 	dnc      map[string]struct{}
@@ -186,6 +193,9 @@ type scope struct {
 }
 
 func (s *scope) inflight() int { return len(s.inflightCalls) }
+
+// live is how many of the Campaign's Calls may be on the phone now.
+func (s *scope) live() int { return len(s.inflightCalls) - s.settling }
 
 func (s *scope) requeueIn(d time.Duration) {
 	if d <= 0 {
@@ -236,29 +246,43 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 	}
 
-	s := &scope{c: c, key: req.NamespacedName, now: r.Now(), wall: time.Now()}
+	wall := time.Now()
+	if r.recent.has(req.NamespacedName, writtenFrom(c.ResourceVersion), wall) {
+		// The cache still shows the Campaign as it was before this process's
+		// last status write. A pass from that view would read an old pacing
+		// clock and start time and grant again what was just granted; the
+		// write's own watch event is filtered, so look again shortly.
+		return ctrl.Result{RequeueAfter: cacheLagRetry}, nil
+	}
+
+	s := &scope{c: c, key: req.NamespacedName, now: r.Now(), wall: wall}
 	began := time.Now()
 	before := c.Status.DeepCopy()
 	err := r.reconcileNormal(ctx, s)
 	r.summarize(s, err)
 
 	if !equality.Semantic.DeepEqual(before, &c.Status) {
+		from := c.ResourceVersion
 		// Update, not patch: the resourceVersion makes a write computed from
 		// a stale view fail instead of going backwards.
 		uerr := r.Status().Update(ctx, c)
 		if apierrors.IsConflict(uerr) {
-			// Only this controller writes a Campaign's status, so a conflict
-			// means the spec or metadata moved on (a user's edit). The status
-			// computed here is still true of the generation it names: write
-			// it over the fresh object, so the pacing clock and start time of
-			// the Calls just made are not lost; the edit is reconciled next.
-			uerr = r.rewriteStatus(ctx, c)
+			// A conflict whose fresh object holds the status this pass started
+			// from means only the spec or metadata moved on (a user's edit):
+			// the status computed here is still true of the generation it
+			// names, so it is written over the fresh object and the pacing
+			// clock and start time of the Calls just made are not lost.
+			uerr = r.rewriteStatus(ctx, c, before)
+			from = ""
 		}
 		if uerr != nil {
 			if apierrors.IsConflict(uerr) || apierrors.IsNotFound(uerr) {
 				return ctrl.Result{RequeueAfter: conflictRetry}, nil
 			}
 			return ctrl.Result{}, errors.Join(err, uerr)
+		}
+		if from != "" {
+			r.recent.add(s.key, writtenFrom(from), s.wall)
 		}
 		r.written(s, before)
 	}
@@ -278,18 +302,33 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return ctrl.Result{RequeueAfter: s.requeue}, err
 }
 
-// rewriteStatus writes c's status over the Campaign as it is now.
-func (r *Reconciler) rewriteStatus(ctx context.Context, c *voicev1alpha1.Campaign) error {
+// rewriteStatus writes c's status over the Campaign as it is now, provided
+// its status is still before (what the pass computed from). Otherwise the
+// pass worked from a stale view and its status is refused as a conflict.
+func (r *Reconciler) rewriteStatus(ctx context.Context, c *voicev1alpha1.Campaign, before *voicev1alpha1.CampaignStatus) error {
+	gr := voicev1alpha1.GroupVersion.WithResource("campaigns").GroupResource()
 	fresh := &voicev1alpha1.Campaign{}
 	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(c), fresh); err != nil {
 		return err
 	}
 	if fresh.UID != c.UID {
-		return apierrors.NewNotFound(voicev1alpha1.GroupVersion.WithResource("campaigns").GroupResource(), c.Name)
+		return apierrors.NewNotFound(gr, c.Name)
 	}
+	if !equality.Semantic.DeepEqual(&fresh.Status, before) {
+		return apierrors.NewConflict(gr, c.Name, errors.New("status moved on since this pass read it"))
+	}
+	from := fresh.ResourceVersion
 	c.Status.DeepCopyInto(&fresh.Status)
-	return r.Status().Update(ctx, fresh)
+	if err := r.Status().Update(ctx, fresh); err != nil {
+		return err
+	}
+	r.recent.add(client.ObjectKeyFromObject(c), writtenFrom(from), time.Now())
+	return nil
 }
+
+// writtenFrom names, in recentWrites, a status write made over resource
+// version rv.
+func writtenFrom(rv string) string { return "status-from/" + rv }
 
 // afterWrite releases the Calls accounted for, deletes the expired ones and
 // hangs up live ones of a Campaign stopped with stopMode Hangup, each
@@ -609,7 +648,7 @@ func callChanged() predicate.Funcs {
 			o, n := e.ObjectOld.(*voicev1alpha1.Call), e.ObjectNew.(*voicev1alpha1.Call)
 			of, _ := finished(o)
 			nf, _ := finished(n)
-			return of != nf ||
+			return of != nf || settling(o) != settling(n) ||
 				o.DeletionTimestamp.IsZero() != n.DeletionTimestamp.IsZero() ||
 				o.Annotations[voicev1alpha1.AnnotationCounted] != n.Annotations[voicev1alpha1.AnnotationCounted]
 		},

@@ -94,7 +94,6 @@ func getCall(t *testing.T, ns, name string) *voicev1alpha1.Call {
 // start every two seconds, so four dials span at least six seconds (minus
 // the jitter of the create-to-dial path).
 func TestCallsPerMinuteSpacesDials(t *testing.T) {
-	t.Skip("campaign pacing lets two dials through together since the session-2 merges (see the #12 closing note); not yet fixed")
 	t.Parallel()
 	ns := newNamespace(t)
 	numbers := newNumbers(4)

@@ -42,6 +42,9 @@ func classify(s *scope) {
 		done, outcome := finished(call)
 		if !done {
 			s.inflightCalls = append(s.inflightCalls, call)
+			if settling(call) {
+				s.settling++
+			}
 			if streaming(call) {
 				s.ownStreaming++
 			}
@@ -172,7 +175,7 @@ func (r *Reconciler) grant(ctx context.Context, s *scope) error {
 			limit, limitReason = 0, "EndpointNotReady"
 		}
 	}
-	budget := min(limit-s.inflight(), maxCreatesPerPass)
+	budget := min(limit-s.live(), maxCreatesPerPass)
 	p := newPacer(c.Spec.CallsPerMinute)
 	tat := paceTime(&c.Status)
 	zones := map[*time.Location]bool{}
@@ -209,11 +212,11 @@ func (r *Reconciler) grant(ctx context.Context, s *scope) error {
 		}
 		if len(plan) >= budget {
 			full = true
-			if len(plan) < limit-s.inflight() {
+			if len(plan) < limit-s.live() {
 				// Only the per-pass cap: go on at once.
 				s.requeueIn(time.Millisecond)
 			} else {
-				s.wait(limitReason, fmt.Sprintf("%d Calls in flight, limit %d", s.inflight(), limit))
+				s.wait(limitReason, fmt.Sprintf("%d Calls in flight, limit %d", s.live(), limit))
 			}
 			return
 		}

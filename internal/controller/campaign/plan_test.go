@@ -23,6 +23,9 @@ func TestClassify(t *testing.T) {
 		}
 		return call
 	}
+	// Hung up at Piopiy, the outcome waiting for the CDR.
+	hungUp := attempt(1, voicev1alpha1.CallInProgress, "")
+	hungUp.Status.Attempts = []voicev1alpha1.CallAttempt{{Number: 1, State: voicev1alpha1.AttemptDialed, EndTime: &metav1.Time{Time: ended}}}
 	retry := &voicev1alpha1.CampaignSpec{Retry: &voicev1alpha1.CampaignRetry{Policies: []voicev1alpha1.CampaignRetryPolicy{{Outcome: voicev1alpha1.OutcomeNoAnswer, DelaySeconds: 60, MaxAttempts: 2}}}}
 	cases := []struct {
 		name     string
@@ -31,12 +34,13 @@ func TestClassify(t *testing.T) {
 		dnc      bool
 		removed  bool
 		ended    bool
-		want     string // inflight, waiting, final, recorded, pending, dnc
+		want     string // inflight, settling, waiting, final, recorded, pending, dnc
 		releases int
 	}{
 		{name: "never attempted", want: "pending"},
 		{name: "never attempted, on the list", dnc: true, want: "dnc"},
 		{name: "dialing", calls: []*voicev1alpha1.Call{attempt(1, voicev1alpha1.CallRinging, "")}, want: "inflight"},
+		{name: "hung up, outcome not settled: no slot held", calls: []*voicev1alpha1.Call{hungUp}, want: "settling"},
 		{name: "no answer, a retry left", calls: []*voicev1alpha1.Call{attempt(1, voicev1alpha1.CallCompleted, voicev1alpha1.OutcomeNoAnswer)}, want: "waiting"},
 		{name: "no answer, attempts used", calls: []*voicev1alpha1.Call{attempt(1, voicev1alpha1.CallCompleted, voicev1alpha1.OutcomeNoAnswer), attempt(2, voicev1alpha1.CallCompleted, voicev1alpha1.OutcomeNoAnswer)}, want: "final", releases: 1},
 		{name: "opted out while waiting", calls: []*voicev1alpha1.Call{attempt(1, voicev1alpha1.CallCompleted, voicev1alpha1.OutcomeNoAnswer)}, dnc: true, want: "final"},
@@ -81,6 +85,8 @@ func TestClassify(t *testing.T) {
 			classify(s)
 			got := "recorded"
 			switch {
+			case len(s.inflightCalls) == 1 && s.live() == 0:
+				got = "settling"
 			case len(s.inflightCalls) == 1:
 				got = "inflight"
 			case len(s.waiters) == 1:
