@@ -25,6 +25,7 @@ import (
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
 	"github.com/callfleet/callfleet/internal/account"
+	"github.com/callfleet/callfleet/internal/cachelag"
 	"github.com/callfleet/callfleet/internal/callstate"
 	"github.com/callfleet/callfleet/pkg/piopiy"
 )
@@ -75,6 +76,9 @@ type Reconciler struct {
 	// live, so a pass whose status write is lost to a conflict must not
 	// lose it: the next pass may find the call already gone (404).
 	answeredSeen sync.Map
+	// lag knows the versions of each Call this process has written over, so
+	// a pass never starts from a cache that has not caught up with them.
+	lag cachelag.Tracker
 }
 
 // nextPass is the wait before a pass that follows at once from this one
@@ -84,7 +88,21 @@ type Reconciler struct {
 const (
 	nextPass      = 10 * time.Millisecond
 	conflictRetry = 100 * time.Millisecond
+	// cacheLagRetry is the wait of a pass whose cache has not yet caught up
+	// with this process's own last write of the Call.
+	cacheLagRetry = 50 * time.Millisecond
 )
+
+// updateStatus writes call's status and remembers the version it was
+// computed from.
+func (r *Reconciler) updateStatus(ctx context.Context, call *voicev1alpha1.Call) error {
+	from := call.ResourceVersion
+	if err := r.Status().Update(ctx, call); err != nil {
+		return err
+	}
+	r.lag.Wrote(call.UID, from)
+	return nil
+}
 
 // Defaults for the Reconciler's tunables.
 const (
@@ -107,6 +125,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Get(ctx, req.NamespacedName, call); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if r.lag.Behind(call.UID, call.ResourceVersion) {
+		// This pass would redo, from facts already replaced, what the last
+		// one wrote (and lose its write to a conflict): look again once
+		// the cache has caught up.
+		return ctrl.Result{RequeueAfter: cacheLagRetry}, nil
+	}
 	if !call.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, call)
 	}
@@ -121,6 +145,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if err := r.Patch(ctx, call, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ctrl.Result{}, err
 		}
+		r.lag.Wrote(call.UID, orig.ResourceVersion)
 	}
 
 	before := call.Status.DeepCopy()
@@ -129,7 +154,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if !equality.Semantic.DeepEqual(before, &call.Status) {
 		// Update, not patch: the resourceVersion makes a write from a stale
 		// view fail instead of erasing what a webhook recorded meanwhile.
-		if uerr := r.Status().Update(ctx, call); uerr != nil {
+		if uerr := r.updateStatus(ctx, call); uerr != nil {
 			if apierrors.IsConflict(uerr) {
 				// A webhook wrote first; the watch brings the Call back.
 				return ctrl.Result{RequeueAfter: conflictRetry}, err
@@ -150,6 +175,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 func (r *Reconciler) reconcileNormal(ctx context.Context, call *voicev1alpha1.Call) (ctrl.Result, error) {
 	st := &call.Status
 	if st.Phase == voicev1alpha1.CallCompleted || st.Phase == voicev1alpha1.CallFailed {
+		r.lag.Forget(call.UID)
 		return ctrl.Result{}, nil
 	}
 	if st.Phase == "" {

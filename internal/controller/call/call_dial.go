@@ -97,7 +97,7 @@ func (r *Reconciler) dial(ctx context.Context, call *voicev1alpha1.Call) (ctrl.R
 	call.Status.StreamURL = shownURL
 	call.Status.Stream = &voicev1alpha1.CallStreamStatus{State: voicev1alpha1.StreamPhasePending}
 	r.summarize(call, nil)
-	if err := r.Status().Update(ctx, call); err != nil {
+	if err := r.updateStatus(ctx, call); err != nil {
 		return ctrl.Result{}, fmt.Errorf("recording dial intent: %w", err)
 	}
 	r.event(call, "Normal", "Dialing", "attempt %d: dialing %s", n, call.Spec.To)
@@ -326,7 +326,7 @@ func (r *Reconciler) updateAttempt(ctx context.Context, call *voicev1alpha1.Call
 		}
 		mutate(&call.Status.Attempts[idx], idx == len(call.Status.Attempts)-1)
 		r.summarize(call, nil)
-		return r.Status().Update(ctx, call)
+		return r.updateStatus(ctx, call)
 	})
 }
 

@@ -132,6 +132,15 @@ func resultOf(key string, n int32, call *voicev1alpha1.Call) *resultRow {
 	return row
 }
 
+// unsettled reports whether a Call's last attempt was ended without anyone
+// learning what it did (an ambiguous create never seen at Piopiy): the
+// person may have been rung, so, as the Call controller does for its own
+// retries, the Campaign never rings the contact again.
+func unsettled(call *voicev1alpha1.Call) bool {
+	a := callstate.Current(&call.Status)
+	return a != nil && a.SettledBy == callstate.SettledByTimeout
+}
+
 // settling reports whether a Call's current attempt has ended at Piopiy
 // (its end time is known) while its outcome waits to be settled, by the CDR
 // or its lookup: the person is off the phone, so it holds no concurrency

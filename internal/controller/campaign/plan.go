@@ -58,7 +58,7 @@ func classify(s *scope) {
 		}
 		if i, listed := s.contacts.byKey[key]; listed && !s.ended {
 			e := s.contacts.entries[i]
-			if _, no := s.dnc[e.c.number]; !no {
+			if _, no := s.dnc[e.c.number]; !no && !unsettled(call) {
 				if due, again := s.rules.next(outcome, cc.n, finishTime(call)); again {
 					s.waiters = append(s.waiters, waiter{e: e, n: cc.n + 1, due: due})
 					continue

@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+	"github.com/callfleet/callfleet/internal/callstate"
 )
 
 // TestClassify decides each contact's state from its latest attempt, the
@@ -26,9 +27,14 @@ func TestClassify(t *testing.T) {
 	// Hung up at Piopiy, the outcome waiting for the CDR.
 	hungUp := attempt(1, voicev1alpha1.CallInProgress, "")
 	hungUp.Status.Attempts = []voicev1alpha1.CallAttempt{{Number: 1, State: voicev1alpha1.AttemptDialed, EndTime: &metav1.Time{Time: ended}}}
+	// Ambiguous create, never seen at Piopiy: it may have rung.
+	unsettledCall := attempt(1, voicev1alpha1.CallFailed, voicev1alpha1.OutcomeFailed)
+	unsettledCall.Status.Attempts[0].SettledBy = callstate.SettledByTimeout
+	retryFailed := &voicev1alpha1.CampaignSpec{Retry: &voicev1alpha1.CampaignRetry{Policies: []voicev1alpha1.CampaignRetryPolicy{{Outcome: voicev1alpha1.OutcomeFailed, DelaySeconds: 60, MaxAttempts: 2}}}}
 	retry := &voicev1alpha1.CampaignSpec{Retry: &voicev1alpha1.CampaignRetry{Policies: []voicev1alpha1.CampaignRetryPolicy{{Outcome: voicev1alpha1.OutcomeNoAnswer, DelaySeconds: 60, MaxAttempts: 2}}}}
 	cases := []struct {
 		name     string
+		spec     *voicev1alpha1.CampaignSpec // default: retry
 		calls    []*voicev1alpha1.Call
 		recorded bool
 		dnc      bool
@@ -40,6 +46,8 @@ func TestClassify(t *testing.T) {
 		{name: "never attempted", want: "pending"},
 		{name: "never attempted, on the list", dnc: true, want: "dnc"},
 		{name: "dialing", calls: []*voicev1alpha1.Call{attempt(1, voicev1alpha1.CallRinging, "")}, want: "inflight"},
+		{name: "failed, a retry left", spec: retryFailed, calls: []*voicev1alpha1.Call{attempt(1, voicev1alpha1.CallFailed, voicev1alpha1.OutcomeFailed)}, want: "waiting"},
+		{name: "ambiguous create never settled: never retried", spec: retryFailed, calls: []*voicev1alpha1.Call{unsettledCall}, want: "final"},
 		{name: "hung up, outcome not settled: no slot held", calls: []*voicev1alpha1.Call{hungUp}, want: "settling"},
 		{name: "no answer, a retry left", calls: []*voicev1alpha1.Call{attempt(1, voicev1alpha1.CallCompleted, voicev1alpha1.OutcomeNoAnswer)}, want: "waiting"},
 		{name: "no answer, attempts used", calls: []*voicev1alpha1.Call{attempt(1, voicev1alpha1.CallCompleted, voicev1alpha1.OutcomeNoAnswer), attempt(2, voicev1alpha1.CallCompleted, voicev1alpha1.OutcomeNoAnswer)}, want: "final", releases: 1},
@@ -53,6 +61,9 @@ func TestClassify(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := retry.DeepCopy()
+			if tc.spec != nil {
+				spec = tc.spec.DeepCopy()
+			}
 			if !tc.removed {
 				spec.Contacts = []voicev1alpha1.Contact{{Number: "919800000001"}}
 			}
