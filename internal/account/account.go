@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -127,8 +126,6 @@ type cached struct {
 // only as good as its entropy (openssl rand -hex 16 gives 32 characters).
 const minWebhookToken = 24
 
-var digits = regexp.MustCompile(`^[1-9][0-9]{6,15}$`)
-
 // KeyFor returns the account Secret a Call dials with ("" Name: none).
 func (r *Resolver) KeyFor(call *voicev1alpha1.Call) types.NamespacedName {
 	if call.Spec.AccountRef != nil {
@@ -233,7 +230,7 @@ func webhookTokens(s *corev1.Secret, source string) ([]string, error) {
 // parse reads the credentials of one Piopiy generation from the Secret.
 func parse(s *corev1.Secret, source string) (*Account, error) {
 	from := strings.TrimSpace(string(s.Data[KeyFrom]))
-	if from != "" && !digits.MatchString(from) {
+	if from != "" && !piopiy.ValidNumber(from) {
 		return nil, fmt.Errorf("%w: Secret %s key %q must be 7 to 16 digits without '+'", ErrInvalid, source, KeyFrom)
 	}
 	if _, ok := s.Data[KeyToken]; ok {

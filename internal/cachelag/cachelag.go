@@ -54,9 +54,11 @@ func (t *Tracker) now() time.Time {
 }
 
 // Wrote records a successful write of object uid made over resource version
-// from (the version the write was computed from).
-func (t *Tracker) Wrote(uid types.UID, from string) {
-	if uid == "" || from == "" {
+// from (the version the write was computed from) that stored version to. A
+// write that changed nothing keeps the version (the apiserver skips it), so
+// the object is still at from and nothing is recorded.
+func (t *Tracker) Wrote(uid types.UID, from, to string) {
+	if uid == "" || from == "" || from == to {
 		return
 	}
 	now := t.now()

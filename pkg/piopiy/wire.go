@@ -65,8 +65,16 @@ func isJSONInteger(s string) bool {
 	return isDigits(s) && (s[0] != '0' || len(s) == 1)
 }
 
+// NumberPattern is the one rule for a phone number anywhere in callfleet:
+// 7 to 16 digits with the country code, no "+", the first digit not zero.
+// The CRDs' pattern markers spell the same expression (test/arch checks).
+const NumberPattern = `^[1-9][0-9]{6,15}$`
+
+// ValidNumber reports whether s matches NumberPattern.
+func ValidNumber(s string) bool { return Number(s).Valid() }
+
 func validPhone(s string) bool {
-	return len(s) >= 7 && len(s) <= 16 && isJSONInteger(s)
+	return len(s) >= 7 && len(s) <= 16 && isJSONInteger(s) && s[0] != '0'
 }
 
 // scalar is one decoded JSON scalar: its text, and whether it was a number.

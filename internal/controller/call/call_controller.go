@@ -100,7 +100,7 @@ func (r *Reconciler) updateStatus(ctx context.Context, call *voicev1alpha1.Call)
 	if err := r.Status().Update(ctx, call); err != nil {
 		return err
 	}
-	r.lag.Wrote(call.UID, from)
+	r.lag.Wrote(call.UID, from, call.ResourceVersion)
 	return nil
 }
 
@@ -145,7 +145,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if err := r.Patch(ctx, call, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ctrl.Result{}, err
 		}
-		r.lag.Wrote(call.UID, orig.ResourceVersion)
+		r.lag.Wrote(call.UID, orig.ResourceVersion, call.ResourceVersion)
 	}
 
 	before := call.Status.DeepCopy()

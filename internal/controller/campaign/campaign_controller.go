@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+	"github.com/callfleet/callfleet/internal/cachelag"
 )
 
 const (
@@ -89,6 +90,9 @@ type Reconciler struct {
 	recent  recentWrites
 	results resultsStore
 	batch   batchClock
+	// lag knows the versions of each Campaign this process has written
+	// over (its own status writes are filtered from its watch).
+	lag cachelag.Tracker
 }
 
 // batchClock remembers, per Campaign, since when finished contacts have
@@ -247,7 +251,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 
 	wall := time.Now()
-	if r.recent.has(req.NamespacedName, writtenFrom(c.ResourceVersion), wall) {
+	if r.lag.Behind(c.UID, c.ResourceVersion) {
 		// The cache still shows the Campaign as it was before this process's
 		// last status write. A pass from that view would read an old pacing
 		// clock and start time and grant again what was just granted; the
@@ -282,7 +286,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, errors.Join(err, uerr)
 		}
 		if from != "" {
-			r.recent.add(s.key, writtenFrom(from), s.wall)
+			r.lag.Wrote(c.UID, from, c.ResourceVersion)
 		}
 		r.written(s, before)
 	}
@@ -322,13 +326,9 @@ func (r *Reconciler) rewriteStatus(ctx context.Context, c *voicev1alpha1.Campaig
 	if err := r.Status().Update(ctx, fresh); err != nil {
 		return err
 	}
-	r.recent.add(client.ObjectKeyFromObject(c), writtenFrom(from), time.Now())
+	r.lag.Wrote(fresh.UID, from, fresh.ResourceVersion)
 	return nil
 }
-
-// writtenFrom names, in recentWrites, a status write made over resource
-// version rv.
-func writtenFrom(rv string) string { return "status-from/" + rv }
 
 // afterWrite releases the Calls accounted for, deletes the expired ones and
 // hangs up live ones of a Campaign stopped with stopMode Hangup, each
@@ -481,6 +481,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, c *voicev1alpha1.Campa
 	key := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
 	if !controllerutil.ContainsFinalizer(c, Finalizer) {
 		r.forget(key)
+		r.lag.Forget(c.UID)
 		return ctrl.Result{}, nil
 	}
 	// Read past the cache: a Call it has not shown yet would keep its count
@@ -534,6 +535,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, c *voicev1alpha1.Campa
 		return ctrl.Result{}, err
 	}
 	r.forget(key)
+	r.lag.Forget(c.UID)
 	return ctrl.Result{}, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+	"github.com/callfleet/callfleet/pkg/piopiy"
 )
 
 // maxVariables is a Call's limit on spec.variables (MaxProperties).
@@ -29,10 +30,7 @@ const maxInvalidReported = 100
 // SourceInline is the InvalidContact.Source of inline contacts.
 const SourceInline = "inline"
 
-var (
-	numberRE   = regexp.MustCompile(`^[1-9][0-9]{6,15}$`)
-	variableRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
-)
+var variableRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 
 // contact is one entry of a Campaign's contact list: an inline contact or a
 // CSV data row. Invalid rows stay in their source (with invalid set) so they
@@ -224,7 +222,7 @@ func parseInline(spec *voicev1alpha1.CampaignSpec) *source {
 			names = append(names, k)
 		}
 		switch {
-		case !numberRE.MatchString(c.number):
+		case !piopiy.ValidNumber(c.number):
 			c.invalid = fmt.Sprintf("number %q is not 7 to 16 digits", in.Number)
 		case in.TimeZone != "":
 			loc, err := loadZone(in.TimeZone)
@@ -318,7 +316,7 @@ func parseCSV(name string, r io.Reader, template map[string]string) (*source, er
 			c.id = strings.TrimSpace(rec[idCol])
 		}
 		switch {
-		case !numberRE.MatchString(c.number):
+		case !piopiy.ValidNumber(c.number):
 			c.invalid = fmt.Sprintf("number %q is not 7 to 16 digits", rec[numberCol])
 			c.number = ""
 		case len(c.id) > 128:
