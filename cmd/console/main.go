@@ -39,7 +39,7 @@ func run() error {
 	fs.StringVar(&o.Listen, "listen", ":8080", "address to serve the console on")
 	fs.StringVar(&namespaces, "namespaces", "", "comma-separated namespaces to watch (empty: all the console may list)")
 	fs.StringVar(&sessionFile, "session-key-file", "", "file with the key (32+ bytes) that seals sign-in cookies, the same on every replica (default $"+SessionKeyEnv+")")
-	fs.StringVar(&monKeyFile, "monitor-key-file", "", "file with the monitor token key shared with the gateways (default $"+gateway.MonitorKeyEnv+"; neither: no listen-in)")
+	fs.StringVar(&monKeyFile, "monitor-key-file", "", "file with the root monitor token key, the manager's --monitor-token-key-file: tokens are signed with the key derived from it for the Call's StreamEndpoint (default $"+gateway.MonitorKeyEnv+"; neither: no listen-in)")
 	fs.DurationVar(&o.SessionTTL, "session-ttl", console.DefaultSessionTTL, "how long a sign-in lasts")
 	fs.BoolVar(&o.SecureCookies, "secure-cookies", false, "mark the cookie Secure even on plain HTTP (TLS ends at a proxy that sends no X-Forwarded-Proto)")
 	fs.StringVar(&o.TLSCertFile, "tls-cert-file", "", "serve HTTPS with this certificate (usually TLS ends at the Ingress)")
@@ -63,7 +63,7 @@ func run() error {
 	if o.SessionKey, err = readKey(sessionFile, SessionKeyEnv); err != nil {
 		return err
 	}
-	if o.MonitorKey, err = gateway.LoadMonitorKey(monKeyFile); err != nil {
+	if o.MonitorRootKey, err = gateway.LoadMonitorKey(monKeyFile); err != nil {
 		return err
 	}
 	cfg, err := ctrl.GetConfig()

@@ -26,11 +26,12 @@ type piopiyDeps struct {
 // setupOtherControllers registers the controllers besides Call's.
 func setupOtherControllers(ctx context.Context, mgr ctrl.Manager, o options, pio piopiyDeps) error {
 	endpoints := &streamendpoint.Reconciler{
-		Client:          mgr.GetClient(),
-		APIReader:       mgr.GetAPIReader(),
-		Scheme:          mgr.GetScheme(),
-		GatewayImage:    o.gatewayImage,
-		StreamTokenKeys: o.streamKeys,
+		Client:           mgr.GetClient(),
+		APIReader:        mgr.GetAPIReader(),
+		Scheme:           mgr.GetScheme(),
+		GatewayImage:     o.gatewayImage,
+		StreamTokenKeys:  o.streamKeys,
+		MonitorTokenKeys: o.monitorKeys,
 	}
 	if err := endpoints.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up StreamEndpoint controller: %w", err)

@@ -33,6 +33,7 @@ import (
 	"github.com/callfleet/callfleet/internal/cachescope"
 	"github.com/callfleet/callfleet/internal/controller/call"
 	"github.com/callfleet/callfleet/internal/httpserver"
+	"github.com/callfleet/callfleet/internal/monitortoken"
 	"github.com/callfleet/callfleet/internal/scheme"
 	"github.com/callfleet/callfleet/internal/streamtoken"
 	"github.com/callfleet/callfleet/internal/webhook"
@@ -45,6 +46,7 @@ type options struct {
 	leaderElect                         bool
 	leaderElectionNamespace             string
 	webhookTokenFile, streamKeyFile     string
+	monitorKeyFile                      string
 	defaultAccount                      string
 	restURL, actionURL                  string
 	v3URL                               string
@@ -61,6 +63,9 @@ type options struct {
 	// streamKeys: the signing root key, then the one gateways also accept
 	// during a rotation ("previous" beside --stream-token-key-file).
 	streamKeys streamtoken.Keys
+	// monitorKeys: the console's root monitor key, then during a rotation
+	// the previous one; empty: monitoring off.
+	monitorKeys streamtoken.Keys
 }
 
 func main() {
@@ -73,6 +78,7 @@ func main() {
 	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the manager's).")
 	flag.StringVar(&o.webhookTokenFile, "webhook-token-file", "", "File holding the secret path token of the global webhook URL, the fallback for accounts without a webhookToken (env CALLFLEET_WEBHOOK_TOKEN otherwise; unset turns the global URL off).")
 	flag.StringVar(&o.streamKeyFile, "stream-token-key-file", "", "File holding the key that signs ws_url tokens, shared with the gateways (env CALLFLEET_STREAM_TOKEN_KEY otherwise).")
+	flag.StringVar(&o.monitorKeyFile, "monitor-token-key-file", "", "File holding the console's root monitor token key (its --monitor-key-file), from which each StreamEndpoint's gateway gets a derived key for listen-in; \"previous\" beside it during a rotation (env CALLFLEET_MONITOR_TOKEN_KEY otherwise; neither: monitoring off).")
 	flag.StringVar(&o.defaultAccount, "default-account", "", "namespace/name of the Secret with the default Piopiy account (appId, secret, from).")
 	flag.StringVar(&o.restURL, "piopiy-rest-url", piopiy.DefaultRESTBaseURL, "Base URL of Piopiy's call API (make-call).")
 	flag.StringVar(&o.actionURL, "piopiy-action-url", piopiy.DefaultActionBaseURL, "Base URL of Piopiy's call-action and CDR API.")
@@ -118,6 +124,10 @@ func run(ctx context.Context, o options) error {
 		}
 		o.streamKeys = kf.Keys()
 	}
+	if o.monitorKeys, err = monitorKeys(o.monitorKeyFile); err != nil {
+		return fmt.Errorf("monitor token key: %w", err)
+	}
+	log.Info("Monitor token keys", "keys", len(o.monitorKeys))
 	var defaultAccount types.NamespacedName
 	if o.defaultAccount != "" {
 		ns, name, ok := strings.Cut(o.defaultAccount, "/")
@@ -301,6 +311,32 @@ func secretValue(file, env string) ([]byte, error) {
 		return []byte(v), nil
 	}
 	return nil, fmt.Errorf("%w: set a file flag or %s", errUnset, env)
+}
+
+// monitorKeys reads the optional root monitor key: from file, with
+// "previous" beside it, else from CALLFLEET_MONITOR_TOKEN_KEY. Unset is no
+// error: listen-in is off and gateways get no monitor key.
+func monitorKeys(file string) (streamtoken.Keys, error) {
+	if file != "" {
+		// The stream key's reader: the same trimming, length check and
+		// rotation layout.
+		kf, err := streamtoken.LoadKeyFile(file)
+		if err != nil {
+			return nil, err
+		}
+		return kf.Keys(), nil
+	}
+	k, err := secretValue("", "CALLFLEET_MONITOR_TOKEN_KEY")
+	if errors.Is(err, errUnset) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(k) < monitortoken.MinKeyLen {
+		return nil, fmt.Errorf("CALLFLEET_MONITOR_TOKEN_KEY is %d bytes, want at least %d", len(k), monitortoken.MinKeyLen)
+	}
+	return streamtoken.Keys{k}, nil
 }
 
 // errUnset: neither the file flag nor the environment variable is set.

@@ -38,7 +38,7 @@ func run() error {
 	fs.StringVar(&o.PublicURL, "public-url", "", "ws(s) URL Piopiy reaches this gateway at; Calls whose spec.stream.url is under it are served too")
 	fs.StringVar(&o.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "namespace whose Calls are served (default $POD_NAMESPACE)")
 	fs.StringVar(&keyFile, "token-key-file", "", "file with this endpoint's stream token key, and \"previous\" beside it during a rotation (default: $"+gateway.TokenKeyEnv+"; $"+gateway.TokenRootKeyEnv+" holds the manager's root key instead, for a gateway the operator runs)")
-	fs.StringVar(&monKeyFile, "monitor-key-file", "", "file with the console's monitor token key, which opens listen-in sockets (default: $"+gateway.MonitorKeyEnv+"; neither: monitoring off)")
+	fs.StringVar(&monKeyFile, "monitor-key-file", "", "file with this endpoint's monitor token key, which opens listen-in sockets, and \"previous\" beside it during a rotation (default: $"+gateway.MonitorKeyEnv+"; $"+gateway.MonitorRootKeyEnv+" holds the console's root key instead, for a gateway the operator runs; none: monitoring off)")
 	fs.StringVar(&o.PodName, "pod-name", podName(), "reported in status.stream.pod (default $POD_NAME, else the hostname)")
 	fs.StringVar(&o.DefaultFrom, "default-from", os.Getenv("CALLFLEET_DEFAULT_FROM"), "caller id for handoff bridges of Calls without spec.from (default $CALLFLEET_DEFAULT_FROM)")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":9090", "Prometheus metrics address (\"0\" disables)")
@@ -49,7 +49,7 @@ func run() error {
 	fs.DurationVar(&o.GoodbyeLead, "goodbye-lead", gateway.DefaultGoodbyeLead, "send the goodbye and hangup this long before the end of --shutdown-drain")
 	fs.IntVar(&o.MaxStreams, "max-streams", 0, "streams this pod takes at once; one more is refused with 503 at_capacity (0: no limit)")
 	fs.DurationVar(&o.BotReconnect, "bot-reconnect", 0, "when the bot's socket drops mid-call, try this long to open it again (start frame marked resumed) before ending the call (0: end at once)")
-	fs.DurationVar(&o.KeyReloadInterval, "token-key-reload-interval", gateway.DefaultKeyReloadInterval, "reread --token-key-file (and \"previous\" beside it) this often")
+	fs.DurationVar(&o.KeyReloadInterval, "token-key-reload-interval", gateway.DefaultKeyReloadInterval, "reread --token-key-file and --monitor-key-file (and \"previous\" beside each) this often")
 	fs.StringVar(&o.TLSCertFile, "tls-cert-file", "", "serve wss:// with this certificate (usually TLS ends at the Ingress)")
 	fs.StringVar(&o.TLSKeyFile, "tls-key-file", "", "key of --tls-cert-file")
 	zapOpts := zap.Options{Development: false}
@@ -78,7 +78,13 @@ func run() error {
 	} else if o.TokenKey, err = gateway.LoadTokenKey(""); err != nil {
 		return err
 	}
-	if o.MonitorKey, err = gateway.LoadMonitorKey(monKeyFile); err != nil {
+	// The same order as the stream token key's.
+	if root := os.Getenv(gateway.MonitorRootKeyEnv); root != "" {
+		o.MonitorRootKey = []byte(root)
+	} else if monKeyFile != "" {
+		// Reread while running, like --token-key-file.
+		o.MonitorKeyFile = monKeyFile
+	} else if o.MonitorKey, err = gateway.LoadMonitorKey(""); err != nil {
 		return err
 	}
 	cfg, err := ctrl.GetConfig()

@@ -347,7 +347,7 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 	if err := waitReady(ctx, bot, time.Minute, "echo bot", tcpOpen(c.botAddr)); err != nil {
 		return err
 	}
-	gw, err := startProc(logDir, "stream-gateway", bins["stream-gateway"], []string{"CALLFLEET_STREAM_TOKEN_ROOT_KEY=" + streamKey, "CALLFLEET_MONITOR_TOKEN_KEY=" + monitorKey},
+	gw, err := startProc(logDir, "stream-gateway", bins["stream-gateway"], []string{"CALLFLEET_STREAM_TOKEN_ROOT_KEY=" + streamKey, "CALLFLEET_MONITOR_TOKEN_ROOT_KEY=" + monitorKey},
 		"--kubeconfig="+kubeconfig, "--listen="+c.gatewayAddr, "--bot-url=ws://"+c.botAddr+"/",
 		"--endpoint="+smp.endpoint.Name, "--namespace="+c.namespace, "--public-url=ws://"+c.gatewayAddr+"/",
 		"--pod-name=demo-gateway", "--default-from="+smp.from,

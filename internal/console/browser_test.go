@@ -64,7 +64,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		Namespace: floor,
 		Gateway: func(o *gateway.RunOptions) {
 			o.BotURL = startEchoBot(t)
-			o.MonitorKey = monitorKey
+			// Derives its endpoint's key from the root, as the console does.
+			o.MonitorRootKey = monitorKey
 		},
 	})
 	if err != nil {
@@ -97,7 +98,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	go func() {
 		done <- console.Run(cctx, consoleCfg, console.RunOptions{
 			Options: console.Options{
-				SessionKey: randomKey(t), MonitorKey: monitorKey, Logger: logr.Discard(),
+				SessionKey: randomKey(t), MonitorRootKey: monitorKey, Logger: logr.Discard(),
 				Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) },
 			},
 			Listener: ln,

@@ -45,9 +45,12 @@ type Options struct {
 	// SessionKey seals sign-in cookies (at least 32 bytes; the same on every
 	// replica).
 	SessionKey []byte
-	// MonitorKey signs monitor tokens for the gateways (monitortoken). Nil:
-	// no listen-in.
-	MonitorKey []byte
+	// MonitorRootKey is the root monitor key, the same the manager derives
+	// each StreamEndpoint gateway's monitor key from: a token for a Call is
+	// signed with the key derived for the Call's namespace and
+	// streamEndpointRef (monitortoken.DeriveKey), which only that
+	// endpoint's gateway holds. Nil: no listen-in.
+	MonitorRootKey []byte
 	// SessionTTL is how long a sign-in lasts (default 8h). The token itself
 	// is reviewed again on every request.
 	SessionTTL time.Duration
@@ -91,8 +94,8 @@ func New(cfg *rest.Config, o Options) (*Console, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.MonitorKey != nil && len(o.MonitorKey) < monitortoken.MinKeyLen {
-		return nil, fmt.Errorf("console: monitor key is %d bytes, want at least %d", len(o.MonitorKey), monitortoken.MinKeyLen)
+	if o.MonitorRootKey != nil && len(o.MonitorRootKey) < monitortoken.MinKeyLen {
+		return nil, fmt.Errorf("console: monitor key is %d bytes, want at least %d", len(o.MonitorRootKey), monitortoken.MinKeyLen)
 	}
 	sess, err := newSessions(o.SessionKey, o.SessionTTL, o.SecureCookies)
 	if err != nil {

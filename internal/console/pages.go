@@ -283,7 +283,9 @@ func (c *Console) callPage(w http.ResponseWriter, r *http.Request, u User) {
 	}
 	d := callData{Page: c.page(u, nn.Namespace), Call: call, Row: callRow(call), Done: r.URL.Query().Get("done"),
 		Campaign: call.Labels[voicev1alpha1.LabelCampaign], HasResult: call.Status.Result != nil}
-	d.Monitor = c.opts.MonitorKey != nil &&
+	// Listen-in goes to the gateway of the Call's StreamEndpoint, the only
+	// one holding the key the token is signed with.
+	d.Monitor = c.opts.MonitorRootKey != nil && call.Spec.StreamEndpointRef != nil &&
 		c.rev.Authorize(r.Context(), u, Access{Verb: "get", Resource: "calls", Subresource: "monitor", Namespace: nn.Namespace, Name: nn.Name}) == nil
 	if c.rev.Authorize(r.Context(), u, Access{Verb: "list", Resource: "agentpools", Namespace: nn.Namespace}) == nil {
 		var pools voicev1alpha1.AgentPoolList
@@ -347,7 +349,7 @@ func (c *Console) campaignPage(w http.ResponseWriter, r *http.Request, u User) {
 // the gateway socket to open with it.
 func (c *Console) monitorToken(w http.ResponseWriter, r *http.Request, u User) {
 	nn, err := c.target(r)
-	if err == nil && c.opts.MonitorKey == nil {
+	if err == nil && c.opts.MonitorRootKey == nil {
 		err = fmt.Errorf("%w: listen-in is not configured", errNotFound)
 	}
 	if err == nil {
@@ -361,9 +363,13 @@ func (c *Console) monitorToken(w http.ResponseWriter, r *http.Request, u User) {
 	if err == nil {
 		base, err = c.gatewayURL(r, call)
 	}
+	var key []byte
+	if err == nil {
+		key, err = c.monitorKey(call)
+	}
 	var tok string
 	if err == nil {
-		tok, err = monitortoken.Sign(c.opts.MonitorKey, monitortoken.Claims{
+		tok, err = monitortoken.Sign(key, monitortoken.Claims{
 			Namespace: nn.Namespace, Call: nn.Name, User: u.Name, Expires: c.opts.Now().Add(c.opts.MonitorTTL),
 		})
 	}
@@ -377,6 +383,18 @@ func (c *Console) monitorToken(w http.ResponseWriter, r *http.Request, u User) {
 	c.log.Info("monitor token issued", "user", u.Name, "call", nn.String())
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]string{"url": u2.String()})
+}
+
+// monitorKey is the key the gateway serving call verifies monitor tokens
+// with: the one derived for the Call's namespace and StreamEndpoint, as the
+// manager derives it for that endpoint's pods. A Call without a
+// streamEndpointRef names no endpoint, so no key can be derived for it.
+func (c *Console) monitorKey(call *voicev1alpha1.Call) ([]byte, error) {
+	ref := call.Spec.StreamEndpointRef
+	if ref == nil {
+		return nil, fmt.Errorf("%w: listen-in needs the Call's streamEndpointRef (the monitor key is per StreamEndpoint)", errNotFound)
+	}
+	return monitortoken.DeriveKey(c.opts.MonitorRootKey, call.Namespace, ref.Name)
 }
 
 // gatewayURL is the ws(s) base of the gateway serving the Call: its

@@ -33,3 +33,31 @@ func (g *Gateway) watchKeys(ctx context.Context) {
 			g.log.Error(err, "rereading the stream token key; the keys in use stay")
 		})
 }
+
+// monitorKeys are the keys a monitor token may be signed with now (nil:
+// monitoring off).
+func (g *Gateway) monitorKeys() [][]byte {
+	if g.monKeyFile != nil {
+		return g.monKeyFile.Keys()
+	}
+	if g.opts.MonitorKey == nil {
+		return nil
+	}
+	return [][]byte{g.opts.MonitorKey}
+}
+
+// watchMonitorKeys rereads the mounted monitor key until ctx ends, as
+// watchKeys does the stream token key: a rotated root reaches the gateway
+// without a restart, and open listen-in sockets are not affected.
+func (g *Gateway) watchMonitorKeys(ctx context.Context) {
+	if g.monKeyFile == nil {
+		return
+	}
+	g.monKeyFile.Watch(ctx, g.opts.KeyReloadInterval,
+		func(ks streamtoken.Keys) {
+			g.log.Info("monitor token keys reloaded", "keys", len(ks))
+		},
+		func(err error) {
+			g.log.Error(err, "rereading the monitor token key; the keys in use stay")
+		})
+}

@@ -118,12 +118,26 @@ func LoadMonitorKey(file string) ([]byte, error) {
 	return key, nil
 }
 
-// checkMonitorKey validates Options.MonitorKey (nil: monitoring off).
+// checkMonitorKey validates Options.MonitorKey (nil: monitoring off),
+// deriving it first from MonitorRootKey when that is set.
 func checkMonitorKey(o *Options) error {
 	if o.MonitorLines <= 0 {
 		o.MonitorLines = DefaultMonitorLines
 	}
-	if o.MonitorKey == nil {
+	if len(o.MonitorRootKey) > 0 {
+		if o.Endpoint == "" {
+			return errors.New("gateway: a root monitor key needs the endpoint name to derive the endpoint's key")
+		}
+		k, err := monitortoken.DeriveKey(o.MonitorRootKey, o.Namespace, o.Endpoint)
+		if err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		o.MonitorKey, o.MonitorRootKey = k, nil
+	}
+	// A key file is checked when it is read (streamtoken.LoadKeyFile); the
+	// keys callfleet mounts are derived for another purpose than the stream
+	// token key, so they cannot equal it.
+	if o.MonitorKey == nil || o.MonitorKeyFile != "" {
 		return nil
 	}
 	if len(o.MonitorKey) < monitortoken.MinKeyLen {
@@ -145,12 +159,13 @@ func (g *Gateway) refuseMonitor(w http.ResponseWriter, status int, reason string
 // Missing, forged and expired tokens are 401; a valid token for another
 // call is 403; a call with no live stream on this pod is 404.
 func (g *Gateway) serveMonitor(w http.ResponseWriter, r *http.Request) {
-	if g.opts.MonitorKey == nil {
+	keys := g.monitorKeys()
+	if keys == nil {
 		g.refuseMonitor(w, http.StatusNotFound, monRejectOff)
 		return
 	}
 	nn := types.NamespacedName{Namespace: r.PathValue("namespace"), Name: r.PathValue("call")}
-	c, err := monitortoken.Verify(g.opts.MonitorKey, r.URL.Query().Get(monitortoken.ParamToken), g.opts.Now())
+	c, err := monitortoken.VerifyAny(keys, r.URL.Query().Get(monitortoken.ParamToken), g.opts.Now())
 	switch {
 	case errors.Is(err, monitortoken.ErrExpired):
 		g.refuseMonitor(w, http.StatusUnauthorized, monRejectExpired)

@@ -40,6 +40,10 @@ const TokenKeyEnv = "CALLFLEET_STREAM_TOKEN_KEY"
 // runs (see Options.TokenRootKey).
 const TokenRootKeyEnv = "CALLFLEET_STREAM_TOKEN_ROOT_KEY"
 
+// MonitorRootKeyEnv holds the console's root monitor key for a gateway the
+// operator runs (see Options.MonitorRootKey).
+const MonitorRootKeyEnv = "CALLFLEET_MONITOR_TOKEN_ROOT_KEY"
+
 // Options configure a Gateway. Namespace and TokenKey are required.
 type Options struct {
 	// Namespace whose Calls this gateway serves; tokens for other namespaces
@@ -57,8 +61,18 @@ type Options struct {
 	// TokenKeyFile is set.
 	TokenKey []byte
 	// MonitorKey verifies the console's monitor tokens (monitortoken.Sign's
-	// key), which must differ from TokenKey. Nil: no monitor sockets.
+	// key), which must differ from TokenKey. Nil (and no MonitorKeyFile or
+	// MonitorRootKey): no monitor sockets.
 	MonitorKey []byte
+	// MonitorKeyFile, when set, is the mounted Secret's monitor key file (the
+	// endpoint's derived key, monitortoken.DeriveKey); the key "previous"
+	// beside it verifies too. Both are reread every KeyReloadInterval, like
+	// TokenKeyFile. It replaces MonitorKey.
+	MonitorKeyFile string
+	// MonitorRootKey, when set, is the console's root monitor key, from which
+	// the gateway derives its endpoint's key as the console does. Like
+	// TokenRootKey, only for gateways the operator runs.
+	MonitorRootKey []byte
 	// MonitorLines is how many assist and transcript lines each call keeps
 	// for monitor listeners that join late (default DefaultMonitorLines).
 	MonitorLines int

@@ -138,6 +138,7 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 		}
 	}()
 	go g.watchKeys(mgrCtx)
+	go g.watchMonitorKeys(mgrCtx)
 	go func() {
 		if mgr.GetCache().WaitForCacheSync(mgrCtx) {
 			g.SetReady(true)

@@ -36,6 +36,9 @@ type Gateway struct {
 	drain    *drainState
 	lm       *lifecycleMetrics
 	keyFile  *streamtoken.KeyFile // nil: opts.TokenKey alone
+	// monKeyFile holds the mounted monitor keys (nil: opts.MonitorKey
+	// alone). The file format and the rotation are the stream key's.
+	monKeyFile *streamtoken.KeyFile
 }
 
 // New returns a Gateway. c should read from a cache of the namespace's
@@ -71,17 +74,24 @@ func New(c client.Client, apiReader client.Reader, opts Options) (*Gateway, erro
 	} else {
 		lm.tokenKeys.Set(1)
 	}
+	var mkf *streamtoken.KeyFile
+	if opts.MonitorKeyFile != "" {
+		if mkf, err = streamtoken.LoadKeyFile(opts.MonitorKeyFile); err != nil {
+			return nil, fmt.Errorf("gateway: monitor key: %w", err)
+		}
+	}
 	return &Gateway{
-		drain:     newDrainState(),
-		lm:        lm,
-		keyFile:   kf,
-		opts:      opts,
-		client:    c,
-		apiReader: apiReader,
-		metrics:   m,
-		mon:       mm,
-		log:       opts.Logger,
-		reg:       newRegistry(),
+		drain:      newDrainState(),
+		lm:         lm,
+		keyFile:    kf,
+		monKeyFile: mkf,
+		opts:       opts,
+		client:     c,
+		apiReader:  apiReader,
+		metrics:    m,
+		mon:        mm,
+		log:        opts.Logger,
+		reg:        newRegistry(),
 		// The bot is on localhost: never through a proxy from the environment.
 		botHTTP: &http.Client{Transport: &http.Transport{
 			Proxy:       nil,

@@ -4,15 +4,20 @@
 // authorized that user to read that Call; the gateway holds no Kubernetes
 // identity of the user, so the token is its whole authorization.
 //
-// The key is shared by the console and the gateways and is separate from the
-// stream token key: a leaked monitor key lets someone listen, never stream
-// into a call, and the other way round. A token is
+// The console holds a root key and signs each token with the key derived
+// from it for the StreamEndpoint serving the Call (DeriveKey); a gateway
+// holds only its own endpoint's derived key. A tenant whose bot shares the
+// gateway's pod can read that key, so it opens its own endpoint's calls at
+// most, never another namespace's. Monitor keys are separate from stream
+// token keys (another derivation purpose): a leaked monitor key lets someone
+// listen, never stream into a call, and the other way round. A token is
 // base64url(payload) "." base64url(HMAC-SHA256(key, payload)) with payload
 // "m1|namespace|call|user|expiry-unix"; the "m1" version keeps a stream token
 // signed with the same key (a misconfiguration) from ever verifying here.
 package monitortoken
 
 import (
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -53,6 +58,27 @@ var (
 )
 
 const version = "m1"
+
+// deriveInfo prefixes the HKDF info of an endpoint's monitor key. It differs
+// from the stream token's prefix ("callfleet stream token v1"), so the two
+// keys derived for one endpoint from one root never equal each other.
+const deriveInfo = "callfleet monitor token v1\x00"
+
+// DeriveKey returns the key that signs and verifies the monitor tokens of
+// the Calls one StreamEndpoint serves: HKDF-SHA256 of the root key, bound to
+// the namespace and the endpoint. The manager puts it in the endpoint's key
+// Secret for its gateway; the console derives it again to sign.
+func DeriveKey(root []byte, namespace, endpoint string) ([]byte, error) {
+	if len(root) < MinKeyLen {
+		return nil, fmt.Errorf("monitor token root key is %d bytes, want at least %d", len(root), MinKeyLen)
+	}
+	if namespace == "" || endpoint == "" {
+		return nil, errors.New("monitor token key: namespace and endpoint must be set")
+	}
+	// NUL cannot occur in Kubernetes names: the pair is unambiguous.
+	info := deriveInfo + namespace + "\x00" + endpoint
+	return hkdf.Key(sha256.New, root, nil, info, MinKeyLen)
+}
 
 var enc = base64.RawURLEncoding
 
@@ -101,6 +127,20 @@ func Verify(key []byte, token string, now time.Time) (Claims, error) {
 		return c, ErrExpired
 	}
 	return c, nil
+}
+
+// VerifyAny checks token against each key in turn, as Verify does for one:
+// a gateway accepts its current key and, during a rotation, the previous
+// one. A token signed with none of them is ErrBadSignature.
+func VerifyAny(keys [][]byte, token string, now time.Time) (Claims, error) {
+	err := ErrBadSignature
+	for _, k := range keys {
+		var c Claims
+		if c, err = Verify(k, token, now); !errors.Is(err, ErrBadSignature) {
+			return c, err
+		}
+	}
+	return Claims{}, err
 }
 
 func mac(key, payload []byte) []byte {

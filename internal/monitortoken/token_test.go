@@ -73,3 +73,80 @@ func TestSignRefuses(t *testing.T) {
 		t.Error("Sign accepted a short key")
 	}
 }
+
+// TestDeriveKey: a derived key is bound to its namespace and endpoint (a
+// token signed for namespace A's endpoint does not verify with B's key, nor
+// with the root), never equals the stream token key derived for the same
+// endpoint from the same root, and is stable.
+func TestDeriveKey(t *testing.T) {
+	a, err := DeriveKey(key, "tenant-a", "bots")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := DeriveKey(key, "tenant-a", "bots")
+	if !bytes.Equal(a, again) || len(a) != MinKeyLen {
+		t.Fatalf("derived key %x, again %x", a, again)
+	}
+	// The NUL separator keeps "tenant-a"+"bots" apart from "tenant-ab"+"ots".
+	for _, o := range [][2]string{{"tenant-b", "bots"}, {"tenant-a", "other"}, {"tenant-ab", "ots"}} {
+		k, err := DeriveKey(key, o[0], o[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Equal(k, a) {
+			t.Errorf("key of %s/%s equals tenant-a/bots's", o[0], o[1])
+		}
+	}
+	stream, err := streamtoken.DeriveKey(key, "tenant-a", "bots")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(stream, a) {
+		t.Error("the monitor key equals the stream token key of the same endpoint")
+	}
+	if _, err := DeriveKey(key[:8], "tenant-a", "bots"); err == nil {
+		t.Error("short root accepted")
+	}
+	if _, err := DeriveKey(key, "tenant-a", ""); err == nil {
+		t.Error("empty endpoint accepted")
+	}
+
+	b, _ := DeriveKey(key, "tenant-b", "bots")
+	tok, err := Sign(a, Claims{Namespace: "tenant-a", Call: "alice", User: "u", Expires: now.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, k := range map[string][]byte{"tenant-b's key": b, "the root": key} {
+		if _, err := Verify(k, tok, now); !errors.Is(err, ErrBadSignature) {
+			t.Errorf("tenant-a's token with %s: %v, want ErrBadSignature", name, err)
+		}
+	}
+	if _, err := Verify(a, tok, now); err != nil {
+		t.Errorf("tenant-a's token with its own key: %v", err)
+	}
+}
+
+// TestVerifyAny: during a rotation either key verifies; a token signed with
+// neither is a bad signature, an expired one stays expired.
+func TestVerifyAny(t *testing.T) {
+	third := bytes.Repeat([]byte("t"), 32)
+	c := Claims{Namespace: "sales", Call: "alice", User: "u", Expires: now.Add(time.Minute)}
+	for name, k := range map[string][]byte{"current": key, "previous": other} {
+		tok, _ := Sign(k, c)
+		if got, err := VerifyAny([][]byte{key, other}, tok, now); err != nil || got != c {
+			t.Errorf("%s key: %+v, %v", name, got, err)
+		}
+	}
+	tok, _ := Sign(third, c)
+	if _, err := VerifyAny([][]byte{key, other}, tok, now); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("third key: %v, want ErrBadSignature", err)
+	}
+	if _, err := VerifyAny(nil, tok, now); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("no keys: %v, want ErrBadSignature", err)
+	}
+	c.Expires = now
+	tok, _ = Sign(other, c)
+	if _, err := VerifyAny([][]byte{key, other}, tok, now); !errors.Is(err, ErrExpired) {
+		t.Errorf("expired with the previous key: %v, want ErrExpired", err)
+	}
+}

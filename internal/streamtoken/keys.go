@@ -150,15 +150,16 @@ func (f *KeyFile) read() (Keys, error) {
 }
 
 // readKey reads one key file. Surrounding whitespace is trimmed: a key
-// written by echo or kubectl keeps a trailing newline.
+// written by echo or kubectl keeps a trailing newline. The messages name no
+// purpose: the gateway reads its monitor key files with KeyFile too.
 func readKey(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading stream token key: %w", err)
+		return nil, fmt.Errorf("reading key file: %w", err)
 	}
 	k := []byte(strings.TrimSpace(string(b)))
 	if len(k) < MinKeyLen {
-		return nil, fmt.Errorf("stream token key %s is %d bytes, want at least %d", filepath.Base(path), len(k), MinKeyLen)
+		return nil, fmt.Errorf("key file %s is %d bytes, want at least %d", filepath.Base(path), len(k), MinKeyLen)
 	}
 	return k, nil
 }

@@ -197,6 +197,60 @@ func TestHelmInstallAndUpgradeKeepTokens(t *testing.T) {
 	helm(t, "uninstall", releaseName, "--namespace", ns)
 }
 
+// TestHelmConsoleSharesMonitorKey applies the chart with the console on
+// (server dry run: strict validation, restricted Pod Security), then
+// installs it: the manager's pod template mounts the console's Secret,
+// which the apiserver holds with a generated monitor-key; an upgrade keeps
+// the key and the manager's checksum of it (no rollout, gateways' derived
+// keys unchanged).
+func TestHelmConsoleSharesMonitorKey(t *testing.T) {
+	ns := "helm-console"
+	createNamespace(t, ns)
+	f := filepath.Join(t.TempDir(), "rendered.yaml")
+	if err := os.WriteFile(f, []byte(render(t, ns, "--set", "console.enabled=true")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := serverDryRun(t, "-f", f); !strings.Contains(out, "deployment.apps/"+releaseName+"-console") {
+		t.Errorf("dry run did not apply the console Deployment:\n%s", out)
+	}
+
+	helm(t, "install", releaseName, chartDir, "--namespace", ns, "--set", "console.enabled=true")
+	t.Cleanup(func() { helm(t, "uninstall", releaseName, "--namespace", ns) })
+
+	consoleSecret := releaseName + "-console"
+	key := secretData(t, ns, consoleSecret, "monitor-key")
+	if len(key) < 32 {
+		t.Fatalf("generated monitor key %d characters, want 32+", len(key))
+	}
+	volume := func() string {
+		return mustKubectl(t, "get", "deployment", "-n", ns, releaseName, "-o",
+			`jsonpath={.spec.template.spec.volumes[?(@.name=="monitor-token")].secret.secretName}`)
+	}
+	checksum := func() string {
+		return mustKubectl(t, "get", "deployment", "-n", ns, releaseName, "-o",
+			`jsonpath={.spec.template.metadata.annotations.checksum/monitor-token}`)
+	}
+	if got := volume(); got != consoleSecret {
+		t.Errorf("manager monitor-token volume from Secret %q, want %q", got, consoleSecret)
+	}
+	sum := checksum()
+	if sum != shortSum(key) {
+		t.Errorf("manager checksum/monitor-token %q is not the stored key's", sum)
+	}
+	if !strings.Contains(mustKubectl(t, "get", "deployment", "-n", ns, releaseName, "-o", "jsonpath={.spec.template.spec.containers[0].args}"),
+		"--monitor-token-key-file=/var/run/callfleet/monitor-token/key") {
+		t.Error("installed manager has no --monitor-token-key-file")
+	}
+
+	helm(t, "upgrade", releaseName, chartDir, "--namespace", ns, "--set", "console.enabled=true", "--set", "piopiy.qps=5")
+	if got := secretData(t, ns, consoleSecret, "monitor-key"); got != key {
+		t.Error("upgrade changed the monitor key")
+	}
+	if got := checksum(); got != sum {
+		t.Errorf("upgrade changed checksum/monitor-token to %q (a needless rollout)", got)
+	}
+}
+
 func secretData(t testing.TB, ns, name, key string) string {
 	t.Helper()
 	enc := mustKubectl(t, "get", "secret", "-n", ns, name, "-o", "jsonpath={.data."+key+"}")

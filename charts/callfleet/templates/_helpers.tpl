@@ -123,6 +123,17 @@ length.
 {{- include "callfleet.secretValue" (dict "root" . "cacheKey" "streamTokenKey" "given" .Values.streamToken.key "secretName" (include "callfleet.streamTokenSecretName" .) "key" "key" "length" 48) }}
 {{- end }}
 
+{{/*
+callfleet.monitorTokenKey is the root monitor key, kept in the console's
+Secret (key monitor-key): the console signs listen-in tokens with the key
+derived from it per StreamEndpoint, and the manager derives the same key into
+each endpoint's key Secret for its gateway. One value, cached for the render,
+so both Deployments and their checksums see the same key.
+*/}}
+{{- define "callfleet.monitorTokenKey" -}}
+{{- include "callfleet.secretValue" (dict "root" . "cacheKey" "consoleMonitorKey" "given" .Values.console.monitorKey "secretName" (include "callfleet.suffixed" (list . "console")) "key" "monitor-key" "length" 48) }}
+{{- end }}
+
 {{/* Name of the Secret gateways mount in StreamEndpoint namespaces (fixed by the controller). */}}
 {{- define "callfleet.gatewayStreamTokenSecretName" -}}
 callfleet-stream-token

@@ -52,6 +52,12 @@ type Reconciler struct {
 	// signs with, then (during a rotation) the other one gateways accept.
 	// Each endpoint's gateway gets keys derived from them, never these.
 	StreamTokenKeys streamtoken.Keys
+	// MonitorTokenKeys are the root monitor token keys the console signs
+	// listen-in tokens with (the same as its --monitor-key-file): the current
+	// one, then (during a rotation) the previous one. Each endpoint's gateway
+	// gets keys derived from them, never these. Empty: monitoring is off and
+	// the gateways get no monitor key.
+	MonitorTokenKeys [][]byte
 	// APIReader lists the endpoint's pods straight from the apiserver (their
 	// readiness and whether they are draining), so the manager caches no
 	// Pods; Client when nil.
@@ -215,7 +221,8 @@ func (r *Reconciler) reconcileDeployment(ctx context.Context, s *scope) (ctrl.Re
 	if image == "" {
 		image = r.GatewayImage
 	}
-	err := r.apply(ctx, s, dep, func() { mutateDeployment(dep, ep, image) })
+	monitor := len(r.MonitorTokenKeys) > 0
+	err := r.apply(ctx, s, dep, func() { mutateDeployment(dep, ep, image, monitor) })
 	// Even when the update failed, dep holds the status last read: readiness
 	// does not depend on whether this write went through.
 	if dep.ResourceVersion != "" && metav1.IsControlledBy(dep, ep) {

@@ -18,6 +18,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+	"github.com/callfleet/callfleet/internal/streamtoken"
 )
 
 // Labels on everything the controller makes.
@@ -45,6 +46,13 @@ const (
 	// StreamTokenSecretKey is the key, in the endpoint's "<name>-stream-token"
 	// Secret, of the key its gateway verifies ws_url tokens with.
 	StreamTokenSecretKey = "key"
+	// MonitorTokenSecretKey and MonitorPreviousSecretKey are the keys, in
+	// the same Secret, of the gateway's monitor token keys (the current one
+	// and, during a rotation, the previous one). They are mounted as "key"
+	// and "previous" in a directory of their own, the layout the gateway's
+	// key file reader expects.
+	MonitorTokenSecretKey    = "monitor"
+	MonitorPreviousSecretKey = "monitor-previous"
 
 	portNameBot     = "bot"
 	portNameGateway = "gateway"
@@ -56,10 +64,12 @@ const (
 	// so a conflicting spec port is a spec error (see preflight).
 	metricsPort = 9090
 
-	volumeTmp         = "tmp"
-	volumeStreamToken = "stream-token"
-	volumeAPIAccess   = "kube-api-access"
-	streamTokenDir    = "/var/run/callfleet/stream-token"
+	volumeTmp          = "tmp"
+	volumeStreamToken  = "stream-token"
+	volumeMonitorToken = "monitor-token"
+	volumeAPIAccess    = "kube-api-access"
+	streamTokenDir     = "/var/run/callfleet/stream-token"
+	monitorTokenDir    = "/var/run/callfleet/monitor-token"
 	// serviceAccountDir is where client-go's in-cluster config looks for the
 	// token, CA and namespace.
 	serviceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -200,8 +210,9 @@ func restrictedContainer() *corev1.SecurityContext {
 	}
 }
 
-// podSpec is the endpoint's desired pod spec.
-func podSpec(ep *voicev1alpha1.StreamEndpoint, gatewayImage string) corev1.PodSpec {
+// podSpec is the endpoint's desired pod spec. monitor: the manager has a
+// monitor root key, so the gateway gets the endpoint's monitor key.
+func podSpec(ep *voicev1alpha1.StreamEndpoint, gatewayImage string, monitor bool) corev1.PodSpec {
 	spec := corev1.PodSpec{
 		// Long enough for the drain: Kubernetes kills what still runs after.
 		TerminationGracePeriodSeconds: ptr.To(terminationGraceSeconds(ep)),
@@ -232,7 +243,7 @@ func podSpec(ep *voicev1alpha1.StreamEndpoint, gatewayImage string) corev1.PodSp
 	}
 	spec.ServiceAccountName = gatewayAccessName(ep)
 	spec.DeprecatedServiceAccount = spec.ServiceAccountName
-	spec.Containers = append(spec.Containers, gatewayContainer(ep, gatewayImage))
+	spec.Containers = append(spec.Containers, gatewayContainer(ep, gatewayImage, monitor))
 	spec.Volumes = append(spec.Volumes,
 		corev1.Volume{
 			Name: volumeStreamToken,
@@ -245,6 +256,24 @@ func podSpec(ep *voicev1alpha1.StreamEndpoint, gatewayImage string) corev1.PodSp
 		},
 		apiAccessVolume(),
 	)
+	if monitor {
+		spec.Volumes = append(spec.Volumes, corev1.Volume{
+			Name: volumeMonitorToken,
+			// The same Secret again, its monitor keys renamed to the "key"
+			// and "previous" the gateway's key file reader looks for.
+			// Optional: "monitor-previous" is there only during a rotation
+			// (a missing "monitor" fails the gateway's start, loudly).
+			VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+				SecretName: streamKeySecretName(ep),
+				Items: []corev1.KeyToPath{
+					{Key: MonitorTokenSecretKey, Path: StreamTokenSecretKey},
+					{Key: MonitorPreviousSecretKey, Path: streamtoken.PreviousKeyFile},
+				},
+				DefaultMode: ptr.To[int32](volumeDefaultMode),
+				Optional:    ptr.To(true),
+			}},
+		})
+	}
 	return spec
 }
 
@@ -343,10 +372,14 @@ func botEnv(ep *voicev1alpha1.StreamEndpoint) []corev1.EnvVar {
 	return env
 }
 
-func gatewayContainer(ep *voicev1alpha1.StreamEndpoint, image string) corev1.Container {
+func gatewayContainer(ep *voicev1alpha1.StreamEndpoint, image string, monitor bool) corev1.Container {
 	c := gatewayContainerBase(ep, image)
 	if u := ep.Spec.Drain.GoodbyeURL; u != "" {
 		c.Args = append(c.Args, "--goodbye-url="+u)
+	}
+	if monitor {
+		c.Args = append(c.Args, "--monitor-key-file="+monitorTokenDir+"/"+StreamTokenSecretKey)
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: volumeMonitorToken, MountPath: monitorTokenDir, ReadOnly: true})
 	}
 	return c
 }
@@ -414,7 +447,7 @@ func probe(h corev1.ProbeHandler, periodSeconds int32) *corev1.Probe {
 // cluster field by field rather than replacing it, so that what the apiserver
 // defaulted (strategy, restartPolicy, imagePullPolicy, ...) stays and an
 // unchanged endpoint produces an unchanged Deployment.
-func mutateDeployment(dep *appsv1.Deployment, ep *voicev1alpha1.StreamEndpoint, gatewayImage string) {
+func mutateDeployment(dep *appsv1.Deployment, ep *voicev1alpha1.StreamEndpoint, gatewayImage string, monitor bool) {
 	dep.Labels = withEntries(dep.Labels, endpointLabels(ep))
 	dep.Spec.Replicas = ptr.To(replicas(ep))
 	if dep.CreationTimestamp.IsZero() {
@@ -435,7 +468,7 @@ func mutateDeployment(dep *appsv1.Deployment, ep *voicev1alpha1.StreamEndpoint, 
 		},
 	}
 
-	want := podSpec(ep, gatewayImage)
+	want := podSpec(ep, gatewayImage, monitor)
 	cur := &tmpl.Spec
 	cur.TerminationGracePeriodSeconds = want.TerminationGracePeriodSeconds
 	cur.ServiceAccountName = want.ServiceAccountName

@@ -15,11 +15,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
+	"github.com/callfleet/callfleet/internal/monitortoken"
 	"github.com/callfleet/callfleet/internal/streamtoken"
 )
 
 // streamKeySecretName is the endpoint's own Secret holding the key its
-// gateway verifies ws_url tokens with: derived from the manager's root key
+// gateway verifies ws_url tokens with and, when monitoring is on, the key it
+// verifies the console's monitor tokens with: each derived from its root key
 // for this namespace and endpoint, so it signs nothing anywhere else.
 func streamKeySecretName(ep *voicev1alpha1.StreamEndpoint) string {
 	return ep.Name + "-stream-token"
@@ -44,6 +46,26 @@ func streamKeyData(roots streamtoken.Keys, ep *voicev1alpha1.StreamEndpoint) (ma
 	return data, nil
 }
 
+// monitorKeyData is the monitor half of the Secret: MonitorTokenSecretKey
+// derived from the root the console signs with and, during a rotation,
+// MonitorPreviousSecretKey from the other one. No roots: none (monitoring
+// off, and the gateway mounts nothing).
+func monitorKeyData(roots [][]byte, ep *voicev1alpha1.StreamEndpoint) (map[string][]byte, error) {
+	data := map[string][]byte{}
+	for i, root := range roots[:min(len(roots), 2)] {
+		k, err := monitortoken.DeriveKey(root, ep.Namespace, ep.Name)
+		if err != nil {
+			return nil, err
+		}
+		name := MonitorTokenSecretKey
+		if i == 1 {
+			name = MonitorPreviousSecretKey
+		}
+		data[name] = k
+	}
+	return data, nil
+}
+
 // reconcileStreamKey writes the endpoint's derived key Secret. Secrets are
 // read with the API reader, never through the cache: caching Secrets would
 // hold every Secret of the cluster in the manager.
@@ -59,6 +81,11 @@ func (r *Reconciler) reconcileStreamKey(ctx context.Context, s *scope) (ctrl.Res
 	if err != nil {
 		return ctrl.Result{}, stalled(ReasonMissingStreamKey, "deriving the endpoint's stream token key: %v", err)
 	}
+	mon, err := monitorKeyData(r.MonitorTokenKeys, ep)
+	if err != nil {
+		return ctrl.Result{}, stalled(ReasonMissingStreamKey, "deriving the endpoint's monitor token key: %v", err)
+	}
+	maps.Copy(want, mon)
 	sec := &corev1.Secret{}
 	err = r.reader().Get(ctx, client.ObjectKey{Namespace: ep.Namespace, Name: streamKeySecretName(ep)}, sec)
 	switch {
@@ -91,7 +118,8 @@ func (r *Reconciler) reconcileStreamKey(ctx context.Context, s *scope) (ctrl.Res
 	if err := r.Update(ctx, sec); err != nil {
 		return ctrl.Result{}, fmt.Errorf("updating Secret %s: %w", sec.Name, err)
 	}
-	// The keys are never logged; the count says whether an overlap is on.
+	// The keys are never logged; the count says whether an overlap is on
+	// (and whether monitoring is).
 	ctrl.LoggerFrom(ctx).Info("Updated the endpoint's stream token keys", "child", klog.KObj(sec), "keys", len(want))
 	r.event(ep, sec, corev1.EventTypeNormal, "Updated", "Update", "Updated Secret %s (%d keys)", sec.Name, len(want))
 	return ctrl.Result{}, nil

@@ -13,11 +13,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2/textlogger"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
@@ -45,6 +48,16 @@ var (
 // testRootKey is the manager's root stream token key in these tests.
 var testRootKey = []byte("root-key-of-the-test-manager-0123456789")
 
+// testMonitorRoot is the root monitor token key of the second manager, the
+// one given a monitor key (as the chart does when the console is on).
+var testMonitorRoot = []byte("monitor-root-of-the-test-manager-012345")
+
+// labelMonitorOn puts a StreamEndpoint under the second manager, whose
+// Reconciler has MonitorTokenKeys; the first one (no monitor key) never
+// sees it. Moving the label moves the endpoint between the two, as
+// restarting the manager with or without the key would.
+const labelMonitorOn = "test.callfleet.dev/monitor"
+
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -65,43 +78,74 @@ func run(m *testing.M) int {
 	defer func() { _ = env.Stop() }()
 	testEnv, k8s = env, env.Client
 
-	mgr, err = ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 env.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		// As cmd/manager does.
-		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
-	})
+	monitorOff, err := labels.Parse(labelMonitorOn + "!=on")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "creating manager:", err)
+		panic(err)
+	}
+	mgr, err = startManager(env, monitorOff, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	r := &Reconciler{
-		Client:          mgr.GetClient(),
-		APIReader:       mgr.GetAPIReader(),
-		StreamTokenKeys: streamtoken.Keys{testRootKey},
-		Scheme:          mgr.GetScheme(),
-		GatewayImage:    testGatewayImage,
-	}
-	if err := r.SetupWithManager(mgr); err != nil {
-		fmt.Fprintln(os.Stderr, "setting up the controller:", err)
+	monitorMgr, err := startManager(env, labels.SelectorFromSet(labels.Set{labelMonitorOn: "on"}), [][]byte{testMonitorRoot})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		fmt.Fprintln(os.Stderr, "cache did not sync")
-		cancel()
-		return 1
+	done := make(chan error, 2)
+	for _, mg := range []ctrl.Manager{mgr, monitorMgr} {
+		go func() { done <- mg.Start(ctx) }()
+		if !mg.GetCache().WaitForCacheSync(ctx) {
+			fmt.Fprintln(os.Stderr, "cache did not sync")
+			cancel()
+			return 1
+		}
 	}
 
 	code := m.Run()
 	cancel()
-	if err := <-done; err != nil {
-		fmt.Fprintln(os.Stderr, "manager:", err)
+	for range 2 {
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+		}
 	}
 	return code
+}
+
+// startManager makes a manager running the Reconciler for the
+// StreamEndpoints endpoints selects, with the given monitor root keys. The
+// two managers of the suite select disjoint endpoints, so they never fight
+// over one; the other's children wake a manager for an endpoint it does
+// not see, which it ignores (not found).
+func startManager(env *testenv.Env, endpoints labels.Selector, monitorKeys [][]byte) (ctrl.Manager, error) {
+	m, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 env.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		// As cmd/manager does.
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject:         map[client.Object]cache.ByObject{&voicev1alpha1.StreamEndpoint{}: {Label: endpoints}},
+		},
+		// Two controllers of one name in one process (one per manager).
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	r := &Reconciler{
+		Client:           m.GetClient(),
+		APIReader:        m.GetAPIReader(),
+		StreamTokenKeys:  streamtoken.Keys{testRootKey},
+		MonitorTokenKeys: monitorKeys,
+		Scheme:           m.GetScheme(),
+		GatewayImage:     testGatewayImage,
+	}
+	if err := r.SetupWithManager(m); err != nil {
+		return nil, fmt.Errorf("setting up the controller: %w", err)
+	}
+	return m, nil
 }
 
 // eventually calls f until it returns nil, failing the test with f's last
