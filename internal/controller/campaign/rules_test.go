@@ -547,7 +547,7 @@ func TestCampaignResultsCompleteWithTTL0(t *testing.T) {
 }
 
 // TestCampaignSuspendObservedUnderLoad: 100 Calls in flight (answered,
-// talking for a minute), the apiserver kept busy by other writers and the
+// talking for 15 minutes), the apiserver kept busy by other writers and the
 // Call controller kept busy by changes to every Call. A suspend, then a
 // stop, are observed (observedGeneration and the condition) while the 100
 // calls are still live, so the observation did not wait for the load to
@@ -558,11 +558,17 @@ func TestCampaignSuspendObservedUnderLoad(t *testing.T) {
 	ns := newNamespace(t)
 	const n = 100
 	numbers := newNumbers(n + 20)
-	setBehaviour(sim.Behaviour{Outcome: sim.OutcomeAnswer, AnswerDelay: 20 * time.Millisecond, HangupAfter: time.Minute}, numbers...)
+	// The calls talk far longer than a loaded machine takes to bring all
+	// 100 up, so the first answered is still live when the last answers.
+	setBehaviour(sim.Behaviour{Outcome: sim.OutcomeAnswer, AnswerDelay: 20 * time.Millisecond, HangupAfter: 15 * time.Minute}, numbers...)
 	create(t, newCampaign(ns, "load", numbers, func(c *voicev1alpha1.Campaign) {
 		c.Spec.Concurrency = n
-		c.Spec.CallTemplate.Spec.MaxDurationSeconds = 120
+		c.Spec.CallTemplate.Spec.MaxDurationSeconds = 1200
 	}))
+	// Deleting the Campaign deletes its Calls, which hangs them up.
+	t.Cleanup(func() {
+		_ = k8s.Delete(context.Background(), &voicev1alpha1.Campaign{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "load"}})
+	})
 	harness.WaitFor(t, "100 live calls", slack*3*time.Minute, func() (bool, string) {
 		live := 0
 		for _, r := range simCalls(numbers...) {
