@@ -45,13 +45,15 @@ func setupOtherControllers(ctx context.Context, mgr ctrl.Manager, o options, pio
 	if err := pools.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up AgentPool controller: %w", err)
 	}
-	// The handoff controller hangs up calls whose onNoAgent is Hangup.
+	// The handoff controller hangs up calls whose onNoAgent is Hangup, and
+	// carries out the handoffs of v3 Calls as warm transfers.
 	handoffs := &handoff.Reconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("callfleet-handoff"),
 		Accounts:  pio.accounts,
 		Piopiy:    pio.clients,
+		V3:        pio.v3,
 		Limiter:   pio.limiter,
 	}
 	if err := handoffs.SetupWithManager(ctx, mgr); err != nil {

@@ -22,11 +22,20 @@
 //
 // Carrying out the bridge is one step behind the Bridger interface: with
 // Piopiy v2 the stream gateway sends the bridge PCMO on the live socket once
-// the handoff is Ringing (GatewayBridge only follows it); another backend
-// can carry out the same reservation differently, e.g. as a warm transfer.
+// the handoff is Ringing (GatewayBridge only follows it).
 //
 // The webhook receiver (internal/callstate) folds the agent's leg into
 // status.handoff: out_bridged (or the leg's answered CDR) makes it Bridged,
 // the agent's hangup ends it, and a missed leg while still ringing sends it
 // back to Requested with the agent in triedAgents.
+//
+// A spec.agent Call runs on Piopiy v3, which has neither a gateway nor
+// webhooks, so no Bridger fits: while such a handoff is Ringing the
+// Reconciler itself starts a warm transfer of the live call to the agent
+// (POST /calls/{id}/actions/transfer, once per assignment, recorded as
+// status.handoff.transferRequestID with bridgeSentTime) and reads it back
+// each pass (GET /transfers/{id}): completed is Bridged, a failure (busy,
+// no_answer, ...) tries the next agent, a failure _and_call_ended is
+// Abandoned. The Call controller's polling sees the call end, which ends a
+// Bridged handoff as on v2. onNoAgent Hangup uses v3's hangup action.
 package handoff

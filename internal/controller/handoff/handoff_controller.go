@@ -55,6 +55,10 @@ type Reconciler struct {
 	// leg-a cmiuuid). Without them such calls stay with the bot.
 	Accounts *account.Resolver
 	Piopiy   PiopiyClients
+	// V3 carries out the handoffs of spec.agent Calls as Piopiy v3 warm
+	// transfers, and hangs them up for onNoAgent (nil: such handoffs fail,
+	// saying why).
+	V3 V3Clients
 	// Limiter paces Piopiy requests (shared with the Call controller).
 	Limiter *rate.Limiter
 	// Bridger carries out the bridge to the assigned agent (GatewayBridge
@@ -122,6 +126,9 @@ func (r *Reconciler) finishPass(ctx context.Context, s *scope, res ctrl.Result, 
 		if werr := r.Status().Update(ctx, s.call); werr != nil {
 			if s.assigned {
 				err = errors.Join(err, r.release(ctx, s.call))
+			}
+			if s.transfer != "" {
+				err = errors.Join(err, r.recordTransfer(ctx, s))
 			}
 			if apierrors.IsConflict(werr) {
 				// Not every change of a Call passes the predicate (the

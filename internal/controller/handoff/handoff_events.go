@@ -43,6 +43,9 @@ func (r *Reconciler) written(s *scope) {
 	if h.Assignment > b.Assignment {
 		r.event(c, "Normal", "AgentAssigned", "ringing agent %s (%s) of %s", h.Agent, h.Number, s.pool)
 	}
+	if h.TransferRequestID != "" && h.TransferRequestID != b.TransferRequestID {
+		r.event(c, "Normal", "TransferStarted", "warm transfer %s to agent %s (%s) started", h.TransferRequestID, h.Agent, h.Number)
+	}
 	if h.Outcome != "" && h.Outcome != b.Outcome {
 		// Once per handoff; again only when late word from Piopiy
 		// corrects it (an agent who answered after all).

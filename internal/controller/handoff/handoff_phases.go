@@ -152,6 +152,11 @@ func (r *Reconciler) queue(ctx context.Context, s *scope, l *agentpool.Ledger, d
 // runs out.
 func (r *Reconciler) ringing(ctx context.Context, s *scope) (ctrl.Result, error) {
 	c := s.call
+	if isV3(c) {
+		// No gateway bridges a v3 call and no webhook tells of the agent's
+		// leg: the Reconciler transfers the call and follows the transfer.
+		return r.ringingV3(ctx, s)
+	}
 	h := c.Status.Handoff
 	if agentpool.CallEnded(c) {
 		if wait := r.legWordDue(c, s.now); (h.BridgeSentTime != nil || h.Missed != nil) && wait > 0 {

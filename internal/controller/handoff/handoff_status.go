@@ -23,6 +23,9 @@ type scope struct {
 	assigned bool // an agent was assigned in this pass (released if the write fails)
 	release  bool // release the Call's bookings once the write landed
 	hangup   bool // hang the call up (onNoAgent: Hangup) once the write landed
+	// transfer is the v3 transfer this pass started (or adopted): it rings
+	// the agent, so it is recorded even when the pass's write conflicts.
+	transfer string
 }
 
 func newScope(c *voicev1alpha1.Call, now time.Time) *scope {
@@ -65,6 +68,7 @@ func (s *scope) assign(a voicev1alpha1.Agent) {
 	h.Assignment++
 	h.AgentAssignedTime = &t
 	h.BridgeSentTime, h.BridgedTime, h.EndedTime = nil, nil, nil
+	h.TransferRequestID = "" // a v3 transfer belongs to one assignment
 	s.assigned = true
 }
 
@@ -79,9 +83,35 @@ func (s *scope) noAnswer() {
 		h.TriedAgents = append([]string(nil), h.TriedAgents[n-callstate.MaxTriedAgents:]...)
 	}
 	h.Phase = voicev1alpha1.HandoffRequested
-	h.Agent, h.Number = "", ""
+	h.Agent, h.Number, h.TransferRequestID = "", "", ""
 	h.AgentAssignedTime, h.BridgeSentTime, h.BridgedTime = nil, nil, nil
 	s.release = true
+}
+
+// transferStarted records the Piopiy v3 warm transfer that rings the
+// assigned agent. Its start stands for the v2 bridge going out
+// (bridgeSentTime), so the handoff reads the same on either generation.
+func (s *scope) transferStarted(requestID string) {
+	h := s.handoff()
+	if h.TransferRequestID != requestID {
+		s.transfer = requestID
+	}
+	h.TransferRequestID = requestID
+	if h.BridgeSentTime == nil {
+		t := metav1.NewTime(s.now)
+		h.BridgeSentTime = &t
+	}
+}
+
+// transferConnected records that the agent answered the warm transfer:
+// on v3 no webhook receiver writes Bridged, so this controller does.
+func (s *scope) transferConnected() {
+	h := s.handoff()
+	h.Phase = voicev1alpha1.HandoffBridged
+	if h.BridgedTime == nil {
+		t := metav1.NewTime(s.now)
+		h.BridgedTime = &t
+	}
 }
 
 // bridgedOutcome records that an agent answered (the receiver wrote the

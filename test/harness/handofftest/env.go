@@ -119,6 +119,7 @@ func (e *Env) setup(ctx context.Context, mgr ctrl.Manager) error {
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("callfleet-handoff"),
 		Accounts: &account.Resolver{Reader: mgr.GetAPIReader(), Default: types.NamespacedName{Namespace: harness.AccountNamespace, Name: harness.AccountName}},
 		Piopiy:   e.clients,
+		V3:       e.v3,
 		Workers:  e.opts.HandoffWorkers,
 	}
 	return handoffs.SetupWithManager(ctx, mgr)
