@@ -42,9 +42,10 @@ func TestV3CampaignUnderFaultsNoDoubleDial(t *testing.T) {
 	numbers := newNumbers(n)
 	faults := map[string]sim.RESTFaults{}
 	for i, num := range numbers {
-		// Talk long enough for a few polls even when polls fail: an answer
-		// is only known if a poll sees it (docs/piopiy-setup.md).
-		b := quick(3 * time.Second)
+		// Talk long enough for many polls even when polls fail and the
+		// machine is starved of CPU: an answer is only known if a poll sees
+		// it (docs/piopiy-setup.md). 3 s was too short on a loaded 2-core box.
+		b := quick(10 * time.Second)
 		if i%4 == 3 {
 			b = sim.Behaviour{Outcome: sim.OutcomeBusy, AnswerDelay: 200 * time.Millisecond}
 		}

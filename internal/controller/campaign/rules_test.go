@@ -554,7 +554,9 @@ func TestCampaignResultsCompleteWithTTL0(t *testing.T) {
 // pass; the time taken is logged (the issue asks for 2 s; the test asserts
 // the fact, not the figure).
 func TestCampaignSuspendObservedUnderLoad(t *testing.T) {
-	t.Parallel()
+	// Not parallel: the load it makes on purpose (every Call patched in a
+	// loop, 100 live calls) would starve the other tests' Calls, notably
+	// the v3 ones, whose answer is known only to a poll that runs in time.
 	ns := newNamespace(t)
 	const n = 100
 	numbers := newNumbers(n + 20)
