@@ -3,11 +3,13 @@ package call
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -30,7 +32,7 @@ import (
 )
 
 // Finalizer lets the controller hang up a live call when its Call is deleted.
-const Finalizer = "voice.callfleet.dev/hangup"
+const Finalizer = voicev1alpha1.HangupFinalizer
 
 // Reconciler reconciles Calls.
 type Reconciler struct {
@@ -42,6 +44,10 @@ type Reconciler struct {
 	Piopiy    interface {
 		For(piopiy.Credentials) (PiopiyAPI, error)
 	}
+	// Recent is shared with the webhook receiver of this process: the
+	// versions of Calls their writes replaced, so neither works from a
+	// cache that lags them (nil: the controller's own).
+	Recent *callstate.Recent
 	// V3 is the Piopiy v3 backend of spec.agent Calls (nil: none).
 	V3 *V3Backend
 	// Limiter paces every request to Piopiy (--piopiy-qps).
@@ -105,14 +111,26 @@ const (
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	call := &voicev1alpha1.Call{}
 	if err := r.Get(ctx, req.NamespacedName, call); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Recent.Forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if newer := r.Recent.Fresher(call); newer != nil {
+		// The cache has not shown this process's last write yet: a pass from
+		// it would take the intent just written, without the create's
+		// result, for one a crash left behind, and its write would be
+		// refused anyway.
+		call = newer
 	}
 	if !call.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, call)
 	}
 	// The finalizer goes on before any dial, so a Call deleted mid-call is
-	// always hung up.
-	if orig := call.DeepCopy(); controllerutil.AddFinalizer(call, Finalizer) {
+	// always hung up. A Campaign creates its Calls with it, and removes it
+	// from those that are Completed or Failed: nothing is live to hang up
+	// then, and it is not put back.
+	if orig := call.DeepCopy(); !terminal(call.Status.Phase) && controllerutil.AddFinalizer(call, Finalizer) {
 		// A patch, not an update: an update sends the spec back as the Go
 		// types see it and drops what they omit (handoff.requested: false),
 		// bumping the generation and showing as drift in GitOps tools. Go
@@ -121,15 +139,19 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if err := r.Patch(ctx, call, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ctrl.Result{}, err
 		}
+		r.Recent.Wrote(orig.ResourceVersion, call)
 	}
 
-	before := call.Status.DeepCopy()
-	res, err := r.reconcileNormal(ctx, call)
+	written := &writtenStatus{st: call.Status.DeepCopy()}
+	res, err := r.reconcileNormal(withWritten(ctx, written), call)
 	r.summarize(call, err)
-	if !equality.Semantic.DeepEqual(before, &call.Status) {
+	// Compared with what is stored: the dial writes status itself on the
+	// way, and a rewrite of the same status costs an apiserver request (and
+	// a conflict when a webhook wrote in between) for nothing.
+	if !equality.Semantic.DeepEqual(written.st, &call.Status) {
 		// Update, not patch: the resourceVersion makes a write from a stale
 		// view fail instead of erasing what a webhook recorded meanwhile.
-		if uerr := r.Status().Update(ctx, call); uerr != nil {
+		if uerr := r.updateStatus(ctx, call); uerr != nil {
 			if apierrors.IsConflict(uerr) {
 				// A webhook wrote first; the watch brings the Call back.
 				return ctrl.Result{RequeueAfter: conflictRetry}, err
@@ -145,6 +167,33 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return res, nil
 	}
 	return res, err
+}
+
+// writtenStatus is, during one pass, the Call's status as last stored: read
+// at the start, then each status write of the pass.
+type writtenStatus struct{ st *voicev1alpha1.CallStatus }
+
+type writtenKey struct{}
+
+func withWritten(ctx context.Context, w *writtenStatus) context.Context {
+	return context.WithValue(ctx, writtenKey{}, w)
+}
+
+// updateStatus writes the Call's status and notes it as stored for the pass.
+func (r *Reconciler) updateStatus(ctx context.Context, call *voicev1alpha1.Call) error {
+	from := call.ResourceVersion
+	if err := r.Status().Update(ctx, call); err != nil {
+		return err
+	}
+	r.Recent.Wrote(from, call)
+	if w, ok := ctx.Value(writtenKey{}).(*writtenStatus); ok {
+		w.st = call.Status.DeepCopy()
+	}
+	return nil
+}
+
+func terminal(p voicev1alpha1.CallPhase) bool {
+	return p == voicev1alpha1.CallCompleted || p == voicev1alpha1.CallFailed
 }
 
 func (r *Reconciler) reconcileNormal(ctx context.Context, call *voicev1alpha1.Call) (ctrl.Result, error) {
@@ -266,7 +315,14 @@ func (r *Reconciler) finish(call *voicev1alpha1.Call, phase voicev1alpha1.CallPh
 	r.event(call, kind, string(phase), "call %s after %d attempt(s); last outcome %s", phase, len(st.Attempts), outcome)
 }
 
+// event records an Event about the Call. A Call a Campaign made gets
+// Warnings only: at thousands of Calls an Event per routine transition
+// is an apiserver write each that nobody reads; the Campaign's status,
+// Events and results record tell its story, and each Call's status its own.
 func (r *Reconciler) event(call *voicev1alpha1.Call, kind, reason, note string, args ...any) {
+	if kind == "Normal" && ownedByCampaign(call) {
+		return
+	}
 	if r.Recorder != nil {
 		r.Recorder.Eventf(call, nil, kind, reason, "Reconcile", note, args...)
 	}
@@ -288,6 +344,9 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	}
 	if r.Limiter == nil {
 		r.Limiter = rate.NewLimiter(rate.Inf, 0)
+	}
+	if r.Recent == nil {
+		r.Recent = &callstate.Recent{}
 	}
 	if err := callstate.RegisterIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
@@ -317,4 +376,9 @@ func (r *Reconciler) callsWaitingFor(ctx context.Context, o client.Object) []rec
 		}
 	}
 	return out
+}
+
+func ownedByCampaign(call *voicev1alpha1.Call) bool {
+	owner := metav1.GetControllerOf(call)
+	return owner != nil && owner.Kind == "Campaign" && strings.HasPrefix(owner.APIVersion, voicev1alpha1.GroupVersion.Group+"/")
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -97,10 +98,12 @@ func (r *Reconciler) dial(ctx context.Context, call *voicev1alpha1.Call) (ctrl.R
 	call.Status.StreamURL = shownURL
 	call.Status.Stream = &voicev1alpha1.CallStreamStatus{State: voicev1alpha1.StreamPhasePending}
 	r.summarize(call, nil)
-	if err := r.Status().Update(ctx, call); err != nil {
+	if err := r.updateStatus(ctx, call); err != nil {
 		return ctrl.Result{}, fmt.Errorf("recording dial intent: %w", err)
 	}
-	r.event(call, "Normal", "Dialing", "attempt %d: dialing %s", n, call.Spec.To)
+	// No Event yet: the create's outcome (Placed, DialAmbiguous, ...) has
+	// one in this same pass, and an intent left behind by a crash has its
+	// DialAmbiguous in the next.
 	failpoint.Crash(failpoint.DialAfterIntent)
 
 	req := piopiy.MakeCallRequest{
@@ -309,9 +312,17 @@ func withdrawIntent(call *voicev1alpha1.Call, a *voicev1alpha1.CallAttempt, last
 func (r *Reconciler) updateAttempt(ctx context.Context, call *voicev1alpha1.Call, attemptID string, mutate func(a *voicev1alpha1.CallAttempt, last bool)) error {
 	first := true
 	return retry.RetryOnConflict(callstate.ConflictBackoff, func() error {
+		var stored *voicev1alpha1.CallStatus
+		if w, ok := ctx.Value(writtenKey{}).(*writtenStatus); ok {
+			stored = w.st
+		}
 		if !first {
 			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(call), call); err != nil {
 				return err
+			}
+			stored = call.Status.DeepCopy()
+			if w, ok := ctx.Value(writtenKey{}).(*writtenStatus); ok {
+				w.st = stored
 			}
 		}
 		first = false
@@ -326,7 +337,12 @@ func (r *Reconciler) updateAttempt(ctx context.Context, call *voicev1alpha1.Call
 		}
 		mutate(&call.Status.Attempts[idx], idx == len(call.Status.Attempts)-1)
 		r.summarize(call, nil)
-		return r.Status().Update(ctx, call)
+		if stored != nil && equality.Semantic.DeepEqual(stored, &call.Status) {
+			// Already stored: a webhook recorded it first (the started
+			// event often beats the POST's reply to the status).
+			return nil
+		}
+		return r.updateStatus(ctx, call)
 	})
 }
 

@@ -93,10 +93,10 @@ func (r *Reconciler) dialV3(ctx context.Context, call *voicev1alpha1.Call) (ctrl
 	call.Status.Phase = voicev1alpha1.CallDialing
 	call.Status.NextAttemptTime = nil
 	r.summarize(call, nil)
-	if err := r.Status().Update(ctx, call); err != nil {
+	if err := r.updateStatus(ctx, call); err != nil {
 		return ctrl.Result{}, fmt.Errorf("recording dial intent: %w", err)
 	}
-	r.event(call, "Normal", "Dialing", "attempt %d: dialing %s (Piopiy v3)", n, call.Spec.To)
+	// No Event yet: the create's outcome has one in this same pass.
 	failpoint.Crash(failpoint.DialAfterIntent)
 
 	dctx, cancel := context.WithTimeout(ctx, r.DialTimeout)

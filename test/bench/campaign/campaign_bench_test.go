@@ -366,7 +366,7 @@ func benchCampaign(b *testing.B) {
 		b.Fatal(err)
 	}
 	token := hex.EncodeToString(key[:8])
-	hooks := httptest.NewServer(&webhook.Receiver{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Token: token, CacheWait: 300 * time.Millisecond})
+	hooks := httptest.NewServer(&webhook.Receiver{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Token: token, CacheWait: 300 * time.Millisecond, Recent: calls.Recent})
 	defer hooks.Close()
 	s.SetWebhookURL(hooks.URL + webhook.PathPrefix + token)
 	go func() { _ = mgr.Start(ctx) }()
