@@ -92,6 +92,17 @@ func (r *Recent) Wrote(from string, obj *voicev1alpha1.Call) {
 // wrote, when cached is one of the versions its writes replaced; else nil
 // (use cached).
 func (r *Recent) Fresher(cached *voicev1alpha1.Call) *voicev1alpha1.Call {
+	return r.newer(cached, true)
+}
+
+// Newer is Fresher for an object that is not the cache's (a write's own
+// reply): the write of another goroutine of this process may have replaced
+// it since.
+func (r *Recent) Newer(obj *voicev1alpha1.Call) *voicev1alpha1.Call {
+	return r.newer(obj, false)
+}
+
+func (r *Recent) newer(cached *voicev1alpha1.Call, fromCache bool) *voicev1alpha1.Call {
 	if r == nil || cached == nil {
 		return nil
 	}
@@ -103,8 +114,10 @@ func (r *Recent) Fresher(cached *voicev1alpha1.Call) *voicev1alpha1.Call {
 		return nil
 	}
 	if cached.ResourceVersion == e.last.ResourceVersion {
-		// The cache has caught up.
-		delete(r.m, key)
+		if fromCache {
+			// The cache has caught up, and never goes back.
+			delete(r.m, key)
+		}
 		return nil
 	}
 	if !slices.Contains(e.replaced, cached.ResourceVersion) || slices.Contains(e.replaced, e.last.ResourceVersion) {

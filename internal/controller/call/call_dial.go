@@ -316,14 +316,21 @@ func (r *Reconciler) updateAttempt(ctx context.Context, call *voicev1alpha1.Call
 		if w, ok := ctx.Value(writtenKey{}).(*writtenStatus); ok {
 			stored = w.st
 		}
-		if !first {
+		switch newer := r.Recent.Newer(call); {
+		case !first:
 			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(call), call); err != nil {
 				return err
 			}
 			stored = call.Status.DeepCopy()
-			if w, ok := ctx.Value(writtenKey{}).(*writtenStatus); ok {
-				w.st = stored
-			}
+		case newer != nil:
+			// The receiver wrote a webhook meanwhile (the started event
+			// races the POST's reply): start from its write, not into a
+			// conflict.
+			*call = *newer
+			stored = call.Status.DeepCopy()
+		}
+		if w, ok := ctx.Value(writtenKey{}).(*writtenStatus); ok && stored != nil {
+			w.st = stored
 		}
 		first = false
 		idx := -1
