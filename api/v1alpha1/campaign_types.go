@@ -361,6 +361,13 @@ const (
 	AnnotationCounted = "voice.callfleet.dev/counted"
 )
 
+// HangupFinalizer lets the Call controller hang up a live call when its Call
+// is deleted. A Campaign creates its Calls with it (no second write to add
+// it), and removes it with its own count finalizer once the Call is
+// Completed or Failed (nothing is live to hang up): the TTL deletion then
+// takes one write, not three.
+const HangupFinalizer = "voice.callfleet.dev/hangup"
+
 // Condition types of a Campaign.
 const (
 	ConditionSuspended = "Suspended"

@@ -45,7 +45,7 @@ func TestUnrelatedConfigMapsDoNotMoveTheHeap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := setupControllers(ctx, mgr, o, []byte("0123456789abcdef0123456789abcdef"), types.NamespacedName{}); err != nil {
+	if err := setupControllers(ctx, mgr, o, []byte("0123456789abcdef0123456789abcdef"), types.NamespacedName{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})

@@ -31,6 +31,7 @@ import (
 
 	"github.com/callfleet/callfleet/internal/account"
 	"github.com/callfleet/callfleet/internal/cachescope"
+	"github.com/callfleet/callfleet/internal/callstate"
 	"github.com/callfleet/callfleet/internal/controller/call"
 	"github.com/callfleet/callfleet/internal/httpserver"
 	"github.com/callfleet/callfleet/internal/monitortoken"
@@ -141,12 +142,16 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	if err := setupControllers(ctx, mgr, o, streamKey, defaultAccount); err != nil {
+	// One memory of this process's Call writes for the controller and the
+	// receiver, so neither works from a cache that lags the other.
+	recent := &callstate.Recent{}
+	if err := setupControllers(ctx, mgr, o, streamKey, defaultAccount, recent); err != nil {
 		return err
 	}
 
 	receiver := &webhook.Receiver{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Token: string(webhookToken), CacheWait: 500 * time.Millisecond,
+		Recent: recent,
 		// Its own resolver: a URL names the Secret to read, so a stranger's
 		// made-up URLs must not cost more than a few reads a second.
 		Accounts: &account.Resolver{Reader: mgr.GetAPIReader(), Default: defaultAccount, ReadLimit: rate.NewLimiter(20, 40)},
@@ -206,7 +211,7 @@ func newManager(cfg *rest.Config, o options) (ctrl.Manager, error) {
 }
 
 // setupControllers registers every controller on mgr.
-func setupControllers(ctx context.Context, mgr ctrl.Manager, o options, streamKey []byte, defaultAccount types.NamespacedName) error {
+func setupControllers(ctx context.Context, mgr ctrl.Manager, o options, streamKey []byte, defaultAccount types.NamespacedName, recent *callstate.Recent) error {
 	// Every controller that talks to Piopiy shares the accounts, the
 	// clients (and their connection pools) and one rate limit.
 	pio := piopiyDeps{
@@ -228,6 +233,7 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, o options, streamKe
 		SettleTimeout: o.settleTimeout,
 		CDRGrace:      o.cdrGrace,
 		Workers:       o.callWorkers,
+		Recent:        recent,
 	}
 	if err := calls.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up Call controller: %w", err)

@@ -69,6 +69,12 @@ type Receiver struct {
 	// CacheWait bounds how long a webhook for a just-dialed Call waits for
 	// the cache to show it before falling back to the API.
 	CacheWait time.Duration
+	// Recent is shared with the Call controller of this process: the
+	// versions of Calls their writes replaced, so the next webhook of a
+	// call starts from the receiver's (or the controller's) last write
+	// rather than from a cache that has not shown it yet, which costs a
+	// 409 Conflict, a read and a second write (nil: nothing remembered).
+	Recent *callstate.Recent
 }
 
 type reply struct {
@@ -151,6 +157,11 @@ func (rc *Receiver) apply(ctx context.Context, sc scope, wh *piopiy.Webhook) (ca
 	err = retry.RetryOnConflict(callstate.ConflictBackoff, func() error {
 		call := &voicev1alpha1.Call{}
 		err := rc.Client.Get(ctx, key, call)
+		if err == nil && !fresh {
+			if newer := rc.Recent.Fresher(call); newer != nil {
+				call = newer
+			}
+		}
 		if fresh || apierrors.IsNotFound(err) {
 			// After a conflict the cache is behind by definition; and a Call
 			// dialed a moment ago may not be cached yet: only the API can
@@ -177,9 +188,11 @@ func (rc *Receiver) apply(ctx context.Context, sc scope, wh *piopiy.Webhook) (ca
 		if result != callstate.Applied {
 			return nil
 		}
+		from := call.ResourceVersion
 		if err := rc.Client.Status().Update(ctx, call); err != nil {
 			return err
 		}
+		rc.Recent.Wrote(from, call)
 		if endedAttempts(call) > wasEnded {
 			metrics.Attempts.WithLabelValues(string(callstate.Current(&call.Status).Outcome)).Inc()
 		}

@@ -181,7 +181,7 @@ func Start(opts Options) (h *Harness, err error) {
 		}
 	}
 	token := hex.EncodeToString(h.TokenKey[:8])
-	receiver := httptest.NewServer(&webhook.Receiver{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Token: token, CacheWait: 300 * time.Millisecond, Accounts: r.Accounts})
+	receiver := httptest.NewServer(&webhook.Receiver{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Token: token, CacheWait: 300 * time.Millisecond, Accounts: r.Accounts, Recent: r.Recent})
 	h.closers = append(h.closers, receiver.Close)
 	h.Sim.SetWebhookURL(receiver.URL + webhook.PathPrefix + token)
 

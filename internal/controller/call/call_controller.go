@@ -3,11 +3,13 @@ package call
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -25,13 +27,12 @@ import (
 
 	voicev1alpha1 "github.com/callfleet/callfleet/api/v1alpha1"
 	"github.com/callfleet/callfleet/internal/account"
-	"github.com/callfleet/callfleet/internal/cachelag"
 	"github.com/callfleet/callfleet/internal/callstate"
 	"github.com/callfleet/callfleet/pkg/piopiy"
 )
 
 // Finalizer lets the controller hang up a live call when its Call is deleted.
-const Finalizer = "voice.callfleet.dev/hangup"
+const Finalizer = voicev1alpha1.HangupFinalizer
 
 // Reconciler reconciles Calls.
 type Reconciler struct {
@@ -43,6 +44,10 @@ type Reconciler struct {
 	Piopiy    interface {
 		For(piopiy.Credentials) (PiopiyAPI, error)
 	}
+	// Recent is shared with the webhook receiver of this process: the
+	// versions of Calls their writes replaced, so neither works from a
+	// cache that lags them (nil: the controller's own).
+	Recent *callstate.Recent
 	// V3 is the Piopiy v3 backend of spec.agent Calls (nil: none).
 	V3 *V3Backend
 	// Limiter paces every request to Piopiy (--piopiy-qps).
@@ -76,9 +81,6 @@ type Reconciler struct {
 	// live, so a pass whose status write is lost to a conflict must not
 	// lose it: the next pass may find the call already gone (404).
 	answeredSeen sync.Map
-	// lag knows the versions of each Call this process has written over, so
-	// a pass never starts from a cache that has not caught up with them.
-	lag cachelag.Tracker
 }
 
 // nextPass is the wait before a pass that follows at once from this one
@@ -88,21 +90,7 @@ type Reconciler struct {
 const (
 	nextPass      = 10 * time.Millisecond
 	conflictRetry = 100 * time.Millisecond
-	// cacheLagRetry is the wait of a pass whose cache has not yet caught up
-	// with this process's own last write of the Call.
-	cacheLagRetry = 50 * time.Millisecond
 )
-
-// updateStatus writes call's status and remembers the version it was
-// computed from.
-func (r *Reconciler) updateStatus(ctx context.Context, call *voicev1alpha1.Call) error {
-	from := call.ResourceVersion
-	if err := r.Status().Update(ctx, call); err != nil {
-		return err
-	}
-	r.lag.Wrote(call.UID, from, call.ResourceVersion)
-	return nil
-}
 
 // Defaults for the Reconciler's tunables.
 const (
@@ -123,20 +111,26 @@ const (
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	call := &voicev1alpha1.Call{}
 	if err := r.Get(ctx, req.NamespacedName, call); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Recent.Forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if r.lag.Behind(call.UID, call.ResourceVersion) {
-		// This pass would redo, from facts already replaced, what the last
-		// one wrote (and lose its write to a conflict): look again once
-		// the cache has caught up.
-		return ctrl.Result{RequeueAfter: cacheLagRetry}, nil
+	if newer := r.Recent.Fresher(call); newer != nil {
+		// The cache has not shown this process's last write yet: a pass from
+		// it would take the intent just written, without the create's
+		// result, for one a crash left behind, and its write would be
+		// refused anyway.
+		call = newer
 	}
 	if !call.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, call)
 	}
 	// The finalizer goes on before any dial, so a Call deleted mid-call is
-	// always hung up.
-	if orig := call.DeepCopy(); controllerutil.AddFinalizer(call, Finalizer) {
+	// always hung up. A Campaign creates its Calls with it, and removes it
+	// from those that are Completed or Failed: nothing is live to hang up
+	// then, and it is not put back.
+	if orig := call.DeepCopy(); !terminal(call.Status.Phase) && controllerutil.AddFinalizer(call, Finalizer) {
 		// A patch, not an update: an update sends the spec back as the Go
 		// types see it and drops what they omit (handoff.requested: false),
 		// bumping the generation and showing as drift in GitOps tools. Go
@@ -145,13 +139,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if err := r.Patch(ctx, call, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ctrl.Result{}, err
 		}
-		r.lag.Wrote(call.UID, orig.ResourceVersion, call.ResourceVersion)
+		r.Recent.Wrote(orig.ResourceVersion, call)
 	}
 
-	before := call.Status.DeepCopy()
-	res, err := r.reconcileNormal(ctx, call)
+	written := &writtenStatus{st: call.Status.DeepCopy()}
+	res, err := r.reconcileNormal(withWritten(ctx, written), call)
 	r.summarize(call, err)
-	if !equality.Semantic.DeepEqual(before, &call.Status) {
+	// Compared with what is stored: the dial writes status itself on the
+	// way, and a rewrite of the same status costs an apiserver request (and
+	// a conflict when a webhook wrote in between) for nothing.
+	if !equality.Semantic.DeepEqual(written.st, &call.Status) {
 		// Update, not patch: the resourceVersion makes a write from a stale
 		// view fail instead of erasing what a webhook recorded meanwhile.
 		if uerr := r.updateStatus(ctx, call); uerr != nil {
@@ -172,10 +169,36 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return res, err
 }
 
+// writtenStatus is, during one pass, the Call's status as last stored: read
+// at the start, then each status write of the pass.
+type writtenStatus struct{ st *voicev1alpha1.CallStatus }
+
+type writtenKey struct{}
+
+func withWritten(ctx context.Context, w *writtenStatus) context.Context {
+	return context.WithValue(ctx, writtenKey{}, w)
+}
+
+// updateStatus writes the Call's status and notes it as stored for the pass.
+func (r *Reconciler) updateStatus(ctx context.Context, call *voicev1alpha1.Call) error {
+	from := call.ResourceVersion
+	if err := r.Status().Update(ctx, call); err != nil {
+		return err
+	}
+	r.Recent.Wrote(from, call)
+	if w, ok := ctx.Value(writtenKey{}).(*writtenStatus); ok {
+		w.st = call.Status.DeepCopy()
+	}
+	return nil
+}
+
+func terminal(p voicev1alpha1.CallPhase) bool {
+	return p == voicev1alpha1.CallCompleted || p == voicev1alpha1.CallFailed
+}
+
 func (r *Reconciler) reconcileNormal(ctx context.Context, call *voicev1alpha1.Call) (ctrl.Result, error) {
 	st := &call.Status
 	if st.Phase == voicev1alpha1.CallCompleted || st.Phase == voicev1alpha1.CallFailed {
-		r.lag.Forget(call.UID)
 		return ctrl.Result{}, nil
 	}
 	if st.Phase == "" {
@@ -292,7 +315,14 @@ func (r *Reconciler) finish(call *voicev1alpha1.Call, phase voicev1alpha1.CallPh
 	r.event(call, kind, string(phase), "call %s after %d attempt(s); last outcome %s", phase, len(st.Attempts), outcome)
 }
 
+// event records an Event about the Call. A Call a Campaign made gets
+// Warnings only: at thousands of Calls an Event per routine transition
+// is an apiserver write each that nobody reads; the Campaign's status,
+// Events and results record tell its story, and each Call's status its own.
 func (r *Reconciler) event(call *voicev1alpha1.Call, kind, reason, note string, args ...any) {
+	if kind == "Normal" && ownedByCampaign(call) {
+		return
+	}
 	if r.Recorder != nil {
 		r.Recorder.Eventf(call, nil, kind, reason, "Reconcile", note, args...)
 	}
@@ -314,6 +344,9 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	}
 	if r.Limiter == nil {
 		r.Limiter = rate.NewLimiter(rate.Inf, 0)
+	}
+	if r.Recent == nil {
+		r.Recent = &callstate.Recent{}
 	}
 	if err := callstate.RegisterIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
@@ -343,4 +376,9 @@ func (r *Reconciler) callsWaitingFor(ctx context.Context, o client.Object) []rec
 		}
 	}
 	return out
+}
+
+func ownedByCampaign(call *voicev1alpha1.Call) bool {
+	owner := metav1.GetControllerOf(call)
+	return owner != nil && owner.Kind == "Campaign" && strings.HasPrefix(owner.APIVersion, voicev1alpha1.GroupVersion.Group+"/")
 }

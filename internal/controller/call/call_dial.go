@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -100,7 +101,9 @@ func (r *Reconciler) dial(ctx context.Context, call *voicev1alpha1.Call) (ctrl.R
 	if err := r.updateStatus(ctx, call); err != nil {
 		return ctrl.Result{}, fmt.Errorf("recording dial intent: %w", err)
 	}
-	r.event(call, "Normal", "Dialing", "attempt %d: dialing %s", n, call.Spec.To)
+	// No Event yet: the create's outcome (Placed, DialAmbiguous, ...) has
+	// one in this same pass, and an intent left behind by a crash has its
+	// DialAmbiguous in the next.
 	failpoint.Crash(failpoint.DialAfterIntent)
 
 	req := piopiy.MakeCallRequest{
@@ -309,10 +312,25 @@ func withdrawIntent(call *voicev1alpha1.Call, a *voicev1alpha1.CallAttempt, last
 func (r *Reconciler) updateAttempt(ctx context.Context, call *voicev1alpha1.Call, attemptID string, mutate func(a *voicev1alpha1.CallAttempt, last bool)) error {
 	first := true
 	return retry.RetryOnConflict(callstate.ConflictBackoff, func() error {
-		if !first {
+		var stored *voicev1alpha1.CallStatus
+		if w, ok := ctx.Value(writtenKey{}).(*writtenStatus); ok {
+			stored = w.st
+		}
+		switch newer := r.Recent.Newer(call); {
+		case !first:
 			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(call), call); err != nil {
 				return err
 			}
+			stored = call.Status.DeepCopy()
+		case newer != nil:
+			// The receiver wrote a webhook meanwhile (the started event
+			// races the POST's reply): start from its write, not into a
+			// conflict.
+			*call = *newer
+			stored = call.Status.DeepCopy()
+		}
+		if w, ok := ctx.Value(writtenKey{}).(*writtenStatus); ok && stored != nil {
+			w.st = stored
 		}
 		first = false
 		idx := -1
@@ -326,6 +344,11 @@ func (r *Reconciler) updateAttempt(ctx context.Context, call *voicev1alpha1.Call
 		}
 		mutate(&call.Status.Attempts[idx], idx == len(call.Status.Attempts)-1)
 		r.summarize(call, nil)
+		if stored != nil && equality.Semantic.DeepEqual(stored, &call.Status) {
+			// Already stored: a webhook recorded it first (the started
+			// event often beats the POST's reply to the status).
+			return nil
+		}
 		return r.updateStatus(ctx, call)
 	})
 }

@@ -279,7 +279,6 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, call *voicev1alpha1.Ca
 		}
 	}
 	controllerutil.RemoveFinalizer(call, Finalizer)
-	r.lag.Forget(call.UID)
 	return ctrl.Result{}, r.Update(ctx, call)
 }
 

@@ -96,7 +96,7 @@ func (r *Reconciler) dialV3(ctx context.Context, call *voicev1alpha1.Call) (ctrl
 	if err := r.updateStatus(ctx, call); err != nil {
 		return ctrl.Result{}, fmt.Errorf("recording dial intent: %w", err)
 	}
-	r.event(call, "Normal", "Dialing", "attempt %d: dialing %s (Piopiy v3)", n, call.Spec.To)
+	// No Event yet: the create's outcome has one in this same pass.
 	failpoint.Crash(failpoint.DialAfterIntent)
 
 	dctx, cancel := context.WithTimeout(ctx, r.DialTimeout)

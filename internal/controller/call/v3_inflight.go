@@ -183,7 +183,6 @@ func (r *Reconciler) reconcileDeleteV3(ctx context.Context, call *voicev1alpha1.
 	}
 	r.forgetSeen(call)
 	controllerutil.RemoveFinalizer(call, Finalizer)
-	r.lag.Forget(call.UID)
 	return ctrl.Result{}, r.Update(ctx, call)
 }
 

@@ -33,7 +33,9 @@ func buildCall(c *voicev1alpha1.Campaign, e entry, n int32) *voicev1alpha1.Call 
 		Name:        CallName(c.Name, key, n),
 		Labels:      make(map[string]string, len(t.Labels)+2),
 		Annotations: make(map[string]string, len(t.Annotations)+2),
-		Finalizers:  []string{CountFinalizer},
+		// The Call controller's finalizer too, so it need not add it with
+		// a second write before the dial.
+		Finalizers: []string{CountFinalizer, voicev1alpha1.HangupFinalizer},
 	}}
 	if c.Spec.Notify != nil {
 		// Its call.completed event must outlive a TTL deletion (docs/results.md).
@@ -304,13 +306,32 @@ type released struct {
 // one JSON patch that tests the finalizer is still where the cache saw it.
 // Unlike a merge patch with a resourceVersion, it does not fail each time
 // the Call controller has written status meanwhile, and unlike a plain
-// merge patch it cannot drop the Call controller's own finalizer.
+// merge patch it cannot drop the Call controller's own finalizer while it
+// may be needed. Once the Call is Completed or Failed (a terminal phase
+// never reopens, so the cache's word is final) nothing is live to hang up:
+// the same patch removes the Call controller's HangupFinalizer, so a TTL
+// deletion is the Call's last write instead of a delete, an update by the
+// Call controller and this Campaign's second look.
 func (r *Reconciler) patchFinalizer(ctx context.Context, call *voicev1alpha1.Call, annotations map[string]string) error {
 	var ops []map[string]any
-	if i := slices.Index(call.Finalizers, CountFinalizer); i >= 0 {
+	remove := []string{CountFinalizer}
+	if p := call.Status.Phase; p == voicev1alpha1.CallCompleted || p == voicev1alpha1.CallFailed {
+		remove = append(remove, voicev1alpha1.HangupFinalizer)
+	}
+	var at []int
+	for _, f := range remove {
+		if i := slices.Index(call.Finalizers, f); i >= 0 {
+			at = append(at, i)
+		}
+	}
+	// The highest index first, so each removal leaves the next one's index
+	// as tested.
+	slices.Sort(at)
+	slices.Reverse(at)
+	for _, i := range at {
 		path := fmt.Sprintf("/metadata/finalizers/%d", i)
 		ops = append(ops,
-			map[string]any{"op": "test", "path": path, "value": CountFinalizer},
+			map[string]any{"op": "test", "path": path, "value": call.Finalizers[i]},
 			map[string]any{"op": "remove", "path": path})
 	}
 	for k, v := range annotations {

@@ -72,17 +72,24 @@ type writeCounter struct {
 	next  http.RoundTripper
 	mu    sync.Mutex
 	by    map[string]int
+	paths map[string]int // writes by the code path that sent them (writePath)
 	reads map[string]int
 	lat   map[string]time.Duration
 	all   atomic.Int64
 }
 
 func (w *writeCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	path := ""
+	switch req.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		path = writePath()
+	}
 	switch req.Method {
 	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
 		w.all.Add(1)
 		w.mu.Lock()
 		w.by[resourceOf(req.URL.Path)+" "+req.Method]++
+		w.paths[resourceOf(req.URL.Path)+" "+req.Method+" by "+path]++
 		w.mu.Unlock()
 	default:
 		w.mu.Lock()
@@ -100,9 +107,47 @@ func (w *writeCounter) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err == nil && resp.StatusCode >= 400 && req.Method != http.MethodGet {
 		w.mu.Lock()
 		w.by[fmt.Sprintf("%s %s %d", resourceOf(req.URL.Path), req.Method, resp.StatusCode)]++
+		if resp.StatusCode == http.StatusConflict {
+			w.paths[resourceOf(req.URL.Path)+" "+req.Method+" 409 by "+path]++
+		}
 		w.mu.Unlock()
 	}
 	return resp, err
+}
+
+// writePath names the code that sent a write: the innermost two callfleet
+// functions on the stack (client-go sends a request on its caller's
+// goroutine), or the Event recorder, which writes from its own.
+func writePath() string {
+	pcs := make([]uintptr, 64)
+	n := runtime.Callers(3, pcs) // past runtime.Callers, writePath and RoundTrip
+	frames := runtime.CallersFrames(pcs[:n])
+	var names []string
+	events := false
+	for {
+		f, more := frames.Next()
+		const prefix = "github.com/callfleet/callfleet/internal/"
+		switch {
+		case strings.HasPrefix(f.Function, prefix):
+			name := strings.TrimPrefix(f.Function, prefix)
+			name = name[strings.LastIndex(name, "/")+1:]
+			if len(names) == 0 || names[len(names)-1] != name {
+				names = append(names, name)
+			}
+		case strings.Contains(f.Function, "k8s.io/client-go/tools/events") || strings.Contains(f.Function, "k8s.io/client-go/tools/record"):
+			events = true
+		}
+		if len(names) == 2 || !more {
+			break
+		}
+	}
+	switch {
+	case len(names) > 0:
+		return strings.Join(names, " < ")
+	case events:
+		return "event recorder"
+	}
+	return "other"
 }
 
 func (w *writeCounter) snapshot() (int64, map[string]int) {
@@ -288,7 +333,7 @@ func benchCampaign(b *testing.B) {
 	}
 
 	// 2. The manager, its writes counted.
-	counter := &writeCounter{by: map[string]int{}, reads: map[string]int{}}
+	counter := &writeCounter{by: map[string]int{}, reads: map[string]int{}, paths: map[string]int{}}
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter })
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
@@ -321,7 +366,7 @@ func benchCampaign(b *testing.B) {
 		b.Fatal(err)
 	}
 	token := hex.EncodeToString(key[:8])
-	hooks := httptest.NewServer(&webhook.Receiver{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Token: token, CacheWait: 300 * time.Millisecond})
+	hooks := httptest.NewServer(&webhook.Receiver{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Token: token, CacheWait: 300 * time.Millisecond, Recent: calls.Recent})
 	defer hooks.Close()
 	s.SetWebhookURL(hooks.URL + webhook.PathPrefix + token)
 	go func() { _ = mgr.Start(ctx) }()
@@ -471,6 +516,9 @@ func benchCampaign(b *testing.B) {
 		c.Status.Succeeded, c.Status.Failed, elapsed.Round(time.Millisecond), float64(done)/elapsed.Seconds(), dialSpan.Round(time.Millisecond), float64(len(dials)-1)/dialSpan.Seconds())
 	fmt.Printf("  plain loop: pkg/piopiy MakeCall x%d sequential %s = %.0f calls/s; %d at a time %s = %.0f calls/s\n",
 		contacts, plainSeq.Round(time.Millisecond), float64(contacts)/plainSeq.Seconds(), concurrency, plainPar.Round(time.Millisecond), float64(contacts)/plainPar.Seconds())
+	campaignRate := float64(done) / elapsed.Seconds()
+	fmt.Printf("  ratio:      campaign end to end / plain loop sequential = %.3f; / plain loop %d at a time = %.3f\n",
+		campaignRate/(float64(contacts)/plainSeq.Seconds()), concurrency, campaignRate/(float64(contacts)/plainPar.Seconds()))
 	fmt.Printf("  apiserver writes by the manager: %d = %.2f per call (requests, refused ones included)\n", writes, float64(writes)/float64(done))
 	keys := make([]string, 0, len(by))
 	for k := range by {
@@ -494,6 +542,29 @@ func benchCampaign(b *testing.B) {
 		}
 		fmt.Printf("    %-28s %7d  %.2f/call  mean latency %s\n", k, by[k], float64(by[k])/float64(done), (lat / time.Duration(max(by[k], 1))).Round(time.Millisecond))
 	}
+	conflicts := 0
+	for k, v := range by {
+		if strings.HasSuffix(k, " 409") {
+			conflicts += v
+		}
+	}
+	fmt.Printf("  409 Conflict: %d = %.2f per call\n", conflicts, float64(conflicts)/float64(done))
+	counter.mu.Lock()
+	paths := make([]string, 0, len(counter.paths))
+	for k := range counter.paths {
+		paths = append(paths, k)
+	}
+	sort.Slice(paths, func(i, j int) bool {
+		if counter.paths[paths[i]] != counter.paths[paths[j]] {
+			return counter.paths[paths[i]] > counter.paths[paths[j]]
+		}
+		return paths[i] < paths[j]
+	})
+	fmt.Printf("  writes by code path (setup included, refused ones included):\n")
+	for _, k := range paths {
+		fmt.Printf("    %7d  %.2f/call  %s\n", counter.paths[k], float64(counter.paths[k])/float64(done), k)
+	}
+	counter.mu.Unlock()
 	own := 0
 	for _, k := range []string{"calls POST", "calls PATCH", "calls DELETE", "campaigns/status PUT", "campaigns PUT", "configmaps PUT", "configmaps POST"} {
 		own += by[k]
@@ -509,6 +580,8 @@ func benchCampaign(b *testing.B) {
 	b.ReportMetric(float64(writes)/float64(done), "writes/call")
 	b.ReportMetric(float64(results)/float64(max(done, 1)), "results-writes/call")
 	b.ReportMetric(float64(contacts)/plainSeq.Seconds(), "plain-calls/s")
+	b.ReportMetric(campaignRate/(float64(contacts)/plainSeq.Seconds()), "ratio")
+	b.ReportMetric(float64(conflicts)/float64(done), "conflicts/call")
 	b.ReportMetric(float64(heapPeak)/(1<<20), "peak-heap-MiB")
 }
 
