@@ -403,5 +403,5 @@ type CampaignList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&Campaign{}, &CampaignList{})
+	register(&Campaign{}, &CampaignList{})
 }
