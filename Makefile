@@ -56,7 +56,7 @@ verify: ## Fail when generated code, manifests or formatting are stale.
 ##@ Test
 
 .PHONY: test
-test: kube-bins chromium verify vet ## Run every test: unit, envtest on a real kube-apiserver + etcd, chart checks, the console in headless Chromium.
+test: kube-bins chromium verify vet lint ## Run every test (after verify, vet and lint): unit, envtest on a real kube-apiserver + etcd, chart checks, the console in headless Chromium.
 	go test $(GO_TEST_FLAGS) -timeout $(GO_TEST_TIMEOUT) -coverprofile cover.out ./...
 
 .PHONY: test-e2e

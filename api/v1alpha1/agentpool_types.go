@@ -199,5 +199,5 @@ type AgentPoolList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&AgentPool{}, &AgentPoolList{})
+	register(&AgentPool{}, &AgentPoolList{})
 }

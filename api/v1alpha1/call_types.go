@@ -679,5 +679,5 @@ type CallList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&Call{}, &CallList{})
+	register(&Call{}, &CallList{})
 }

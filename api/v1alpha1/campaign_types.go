@@ -410,5 +410,5 @@ type CampaignList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&Campaign{}, &CampaignList{})
+	register(&Campaign{}, &CampaignList{})
 }

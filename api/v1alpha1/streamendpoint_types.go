@@ -274,5 +274,5 @@ type StreamEndpointList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&StreamEndpoint{}, &StreamEndpointList{})
+	register(&StreamEndpoint{}, &StreamEndpointList{})
 }

@@ -56,7 +56,12 @@ func TestReceiverAnswersTrickledBodies(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Start(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Logf("webhook server: %v", err)
+		}
+	}()
 	a := (<-addr).String()
 
 	const n = 100
@@ -68,7 +73,7 @@ func TestReceiverAnswersTrickledBodies(t *testing.T) {
 				results <- err.Error()
 				return
 			}
-			defer c.Close()
+			defer func() { _ = c.Close() }()
 			_ = c.SetDeadline(time.Now().Add(time.Minute))
 			_, _ = io.WriteString(c, "POST "+webhook.PathPrefix+"wrong HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{")
 			stop := make(chan struct{})

@@ -100,9 +100,10 @@ func run(args []string, stderr io.Writer) error {
 		hookDrop      = fs.Float64("hook-drop-prob", 0, "fault: probability a webhook's first attempt is lost (then redelivered)")
 	)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: piopiy-sim [flags]\n\nA faithful stand-in for the Piopiy v2 voice API: make-call, call action and CDR\nlookups, scripted call lifecycles, WebSocket audio streaming, webhooks, faults.\n\nFlags:\n")
+		// Help text on stderr: a failed write has nowhere to be reported.
+		_, _ = fmt.Fprintf(fs.Output(), "Usage: piopiy-sim [flags]\n\nA faithful stand-in for the Piopiy v2 voice API: make-call, call action and CDR\nlookups, scripted call lifecycles, WebSocket audio streaming, webhooks, faults.\n\nFlags:\n")
 		fs.PrintDefaults()
-		fmt.Fprint(fs.Output(), scenarioHelp)
+		_, _ = fmt.Fprint(fs.Output(), scenarioHelp)
 	}
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -43,5 +43,5 @@ func startConsole(ctx context.Context, c config, st *stack, logDir, bin, kubecon
 }
 
 func (d *demoConsole) print(out io.Writer) {
-	fmt.Fprintf(out, "\nSupervisor console: %s\n  sign in with this token (ServiceAccount %s, valid 8h):\n  %s\n", d.url, d.user, d.token)
+	sayf(out, "\nSupervisor console: %s\n  sign in with this token (ServiceAccount %s, valid 8h):\n  %s\n", d.url, d.user, d.token)
 }

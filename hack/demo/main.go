@@ -144,12 +144,12 @@ func (s *stack) unwind(out io.Writer) {
 	s.items = nil
 	s.mu.Unlock()
 	for i := len(items) - 1; i >= 0; i-- {
-		fmt.Fprintf(out, "  stopping %-20s", items[i].name)
+		sayf(out, "  stopping %-20s", items[i].name)
 		start := time.Now()
 		if err := items[i].stop(); err != nil {
-			fmt.Fprintf(out, " %v\n", err)
+			sayf(out, " %v\n", err)
 		} else {
-			fmt.Fprintf(out, " done (%s)\n", time.Since(start).Round(100*time.Millisecond))
+			sayf(out, " done (%s)\n", time.Since(start).Round(100*time.Millisecond))
 		}
 	}
 }
@@ -184,8 +184,14 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 	if err := c.defaults(); err != nil {
 		return err
 	}
-	logDir := filepath.Join(c.dir, "logs")
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
+	d := &demoRun{
+		c:          c,
+		out:        out,
+		logDir:     filepath.Join(c.dir, "logs"),
+		kubeconfig: filepath.Join(c.dir, "kubeconfig"),
+		kubectl:    filepath.Join(c.kubeBin, "kubectl"),
+	}
+	if err := os.MkdirAll(d.logDir, 0o755); err != nil {
 		return err
 	}
 	unlock, err := lockDir(c.dir)
@@ -194,66 +200,120 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 	}
 	defer unlock()
 	// A kubeconfig left by an earlier run names certificates that are gone;
-	// it is written again once the apiserver is up, and removed at the end.
-	kubeconfig := filepath.Join(c.dir, "kubeconfig")
-	_ = os.Remove(kubeconfig)
-	defer os.Remove(kubeconfig)
-	kubectl := filepath.Join(c.kubeBin, "kubectl")
+	// it is written again once the apiserver is up, and removed at the end
+	// (not there when the apiserver never came up: nothing to report).
+	_ = os.Remove(d.kubeconfig)
+	defer func() { _ = os.Remove(d.kubeconfig) }()
 	for _, b := range []string{"kube-apiserver", "etcd", "kubectl"} {
 		if _, err := os.Stat(filepath.Join(c.kubeBin, b)); err != nil {
 			return fmt.Errorf("%s not found in %s: run `make kube-bins` (hack/build-kube.sh builds it from Go modules), or set --kube-bin", b, c.kubeBin)
 		}
 	}
-	p := &printer{out: out}
+	d.p = &printer{out: out}
+	defer d.stopAll()
 
-	// Stop everything on the way out, in reverse order; a second Ctrl-C
-	// kills what is left.
-	var st stack
-	defer func() {
-		p.close()
-		if st.empty() {
-			return
+	if err := d.findBinaries(ctx); err != nil {
+		return err
+	}
+	applyDir, scenario, err := d.prepare()
+	if err != nil {
+		return err
+	}
+	d.webhookToken, d.streamKey, d.monitorKey = randomHex(16), randomHex(32), randomHex(32)
+	k8s, err := d.startControlPlane(ctx)
+	if err != nil {
+		return err
+	}
+	simURL, err := d.startProcesses(ctx, scenario)
+	if err != nil {
+		return err
+	}
+	con, err := startConsole(ctx, c, &d.st, d.logDir, d.bins["console"], d.kubeconfig, d.kubectl, d.monitorKey)
+	if err != nil {
+		return err
+	}
+	if err := d.applySamples(ctx, applyDir); err != nil {
+		return err
+	}
+	printHowTo(out, c, d.kubeconfig, d.smp)
+	con.print(out)
+	d.p.raw("\n" + callHeader())
+	return d.watch(ctx, k8s, simURL, began)
+}
+
+// demoRun is what the steps of one run share.
+type demoRun struct {
+	c                                   config
+	out                                 io.Writer
+	p                                   *printer
+	st                                  stack // what was started, stopped by stopAll
+	logDir, kubeconfig, kubectl         string
+	bins                                map[string]string
+	smp                                 *samples
+	webhookToken, streamKey, monitorKey string
+}
+
+// sayf writes the demo's progress to out, the terminal: a failed write there
+// has nowhere better to be reported, so it is not checked.
+func sayf(out io.Writer, format string, args ...any) {
+	_, _ = fmt.Fprintf(out, format, args...)
+}
+
+// stopAll stops everything on the way out, in reverse order; a second
+// Ctrl-C kills what is left.
+func (d *demoRun) stopAll() {
+	d.p.close()
+	if d.st.empty() {
+		return
+	}
+	sayf(d.out, "\nStopping (Ctrl-C again to kill at once):\n")
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	unwound := make(chan struct{})
+	go func() {
+		select {
+		case <-sig:
+			sayf(d.out, "  killing everything\n")
+			d.st.killAll()
+		case <-unwound:
 		}
-		fmt.Fprintln(out, "\nStopping (Ctrl-C again to kill at once):")
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-		unwound := make(chan struct{})
-		go func() {
-			select {
-			case <-sig:
-				fmt.Fprintln(out, "  killing everything")
-				st.killAll()
-			case <-unwound:
-			}
-		}()
-		st.unwind(out)
-		close(unwound)
-		signal.Stop(sig)
-		fmt.Fprintf(out, "Stopped. Logs are in %s\n", logDir)
 	}()
+	d.st.unwind(d.out)
+	close(unwound)
+	signal.Stop(sig)
+	sayf(d.out, "Stopped. Logs are in %s\n", d.logDir)
+}
 
+// findBinaries builds the binaries with --build, and finds them.
+func (d *demoRun) findBinaries(ctx context.Context) error {
+	c := d.c
 	if c.build {
-		fmt.Fprintf(out, "Building manager, stream-gateway, piopiy-sim and the echo bot into %s ...\n", c.binDir)
+		sayf(d.out, "Building manager, stream-gateway, piopiy-sim and the echo bot into %s ...\n", c.binDir)
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", c.binDir+string(filepath.Separator), "./cmd/manager", "./cmd/stream-gateway", "./cmd/piopiy-sim", "./cmd/console", "./examples/bots/echo")
 		cmd.Dir = c.root
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("go build: %v\n%s", err, b)
 		}
 	}
-	bins := map[string]string{}
+	d.bins = map[string]string{}
 	for _, b := range []string{"manager", "stream-gateway", "piopiy-sim", "console", "echo"} {
-		bins[b] = filepath.Join(c.binDir, b)
-		if _, err := os.Stat(bins[b]); err != nil {
-			return fmt.Errorf("%s not found: run `make build`, or this with --build", bins[b])
+		d.bins[b] = filepath.Join(c.binDir, b)
+		if _, err := os.Stat(d.bins[b]); err != nil {
+			return fmt.Errorf("%s not found: run `make build`, or this with --build", d.bins[b])
 		}
 	}
+	return nil
+}
 
-	smp, err := readSamples(kubectl, c.samplesDir)
-	if err != nil {
-		return err
+// prepare reads the samples, checks the ports are free and writes the
+// overlays to apply and piopiy-sim's scenario.
+func (d *demoRun) prepare() (applyDir, scenario string, err error) {
+	c := &d.c
+	if d.smp, err = readSamples(d.kubectl, c.samplesDir); err != nil {
+		return "", "", err
 	}
 	if c.gatewayAddr == "" {
-		c.gatewayAddr = smp.defaultGatewayAt
+		c.gatewayAddr = d.smp.defaultGatewayAt
 	}
 	if err := checkPorts([]portUser{
 		{"kube-apiserver", "--apiserver-addr", c.apiserverAddr},
@@ -266,121 +326,133 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 		{"echo bot", "--bot-addr", c.botAddr},
 		{"console", "--console-addr", c.consoleAddr},
 	}); err != nil {
-		return err
+		return "", "", err
 	}
-	applyDir, err := smp.overlay(c.samplesDir, c.dir, c.gatewayAddr)
-	if err != nil {
-		return err
+	if applyDir, err = d.smp.overlay(c.samplesDir, c.dir, c.gatewayAddr); err != nil {
+		return "", "", err
 	}
 	if _, err := campaignOverlay(c.samplesDir, c.dir); err != nil {
-		return err
+		return "", "", err
 	}
-	scenario := c.scenarioFile
+	scenario = c.scenarioFile
 	if scenario == "" {
 		scenario = filepath.Join(c.dir, "scenario.yaml")
-		if err := os.WriteFile(scenario, []byte(smp.scenario(c.talk.String())), 0o644); err != nil {
-			return err
+		if err := os.WriteFile(scenario, []byte(d.smp.scenario(c.talk.String())), 0o644); err != nil {
+			return "", "", err
 		}
 	}
-	webhookToken, streamKey, monitorKey := randomHex(16), randomHex(32), randomHex(32)
+	return applyDir, scenario, nil
+}
 
-	// 1. Control plane.
-	fmt.Fprintln(out, "Starting kube-apiserver and etcd (envtest, CRDs from config/crd/bases) ...")
-	env, err := startControlPlane(c, logDir)
+// startControlPlane is step 1: kube-apiserver and etcd, the kubeconfig and
+// the namespace.
+func (d *demoRun) startControlPlane(ctx context.Context) (client.WithWatch, error) {
+	sayf(d.out, "Starting kube-apiserver and etcd (envtest, CRDs from config/crd/bases) ...\n")
+	env, err := startControlPlane(d.c, d.logDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	st.push("kube-apiserver+etcd", env.Stop)
-	if err := writeKubeconfig(env, kubeconfig); err != nil {
-		return err
+	d.st.push("kube-apiserver+etcd", env.Stop)
+	if err := writeKubeconfig(env, d.kubeconfig); err != nil {
+		return nil, err
 	}
 	k8s, err := client.NewWithWatch(env.Config, client.Options{Scheme: scheme.New()})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c.namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating namespace %s: %w", c.namespace, err)
+	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: d.c.namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("creating namespace %s: %w", d.c.namespace, err)
 	}
-	fmt.Fprintf(out, "  apiserver %s, kubeconfig %s\n", env.Config.Host, kubeconfig)
+	sayf(d.out, "  apiserver %s, kubeconfig %s\n", env.Config.Host, d.kubeconfig)
+	return k8s, nil
+}
 
+// startProcesses is steps 2 to 4: piopiy-sim, the manager, the bot and the
+// gateway in front of it, each waited for. It returns piopiy-sim's URL.
+func (d *demoRun) startProcesses(ctx context.Context, scenario string) (string, error) {
+	c, smp := d.c, d.smp
 	// 2. piopiy-sim, posting webhooks to the manager.
 	simURL := "http://" + c.simAddr
-	webhookURL := "http://" + c.webhookAddr + "/piopiy/events/" + webhookToken
-	sim, err := startProc(logDir, "piopiy-sim", bins["piopiy-sim"], nil,
-		"--listen="+c.simAddr, fmt.Sprintf("--apps=%d:%s", smp.appID, smp.secret),
-		"--webhook-url="+webhookURL, "--scenario="+scenario, "--redelivery-scale=0.01")
-	if err != nil {
-		return err
+	webhookURL := "http://" + c.webhookAddr + "/piopiy/events/" + d.webhookToken
+	if err := d.start(ctx, procSpec{name: "piopiy-sim", what: "piopiy-sim", bin: d.bins["piopiy-sim"],
+		args: []string{"--listen=" + c.simAddr, fmt.Sprintf("--apps=%d:%s", smp.appID, smp.secret),
+			"--webhook-url=" + webhookURL, "--scenario=" + scenario, "--redelivery-scale=0.01"},
+		timeout: time.Minute, ready: httpOK(simURL + "/sim/stats")}); err != nil {
+		return "", err
 	}
-	st.addProc(sim)
-	if err := waitReady(ctx, sim, time.Minute, "piopiy-sim", httpOK(simURL+"/sim/stats")); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "  piopiy-sim %s (app %d from the sample Secret, scenario %s)\n", simURL, smp.appID, scenario)
+	sayf(d.out, "  piopiy-sim %s (app %d from the sample Secret, scenario %s)\n", simURL, smp.appID, scenario)
 
 	// 3. The manager.
-	mgrEnv := []string{"KUBECONFIG=" + kubeconfig, "CALLFLEET_WEBHOOK_TOKEN=" + webhookToken, "CALLFLEET_STREAM_TOKEN_KEY=" + streamKey}
-	mgr, err := startProc(logDir, "manager", bins["manager"], mgrEnv,
-		"--kubeconfig="+kubeconfig,
-		"--metrics-bind-address="+c.metricsAddr, "--metrics-secure=false", // loopback only
-		"--health-probe-bind-address="+c.probeAddr,
-		"--webhook-bind-address="+c.webhookAddr,
-		"--piopiy-rest-url="+simURL, "--piopiy-action-url="+simURL,
-		"--default-account="+c.namespace+"/"+smp.accountName,
-		"--cdr-grace=5s", "--zap-encoder=console")
-	if err != nil {
-		return err
+	mgrEnv := []string{"KUBECONFIG=" + d.kubeconfig, "CALLFLEET_WEBHOOK_TOKEN=" + d.webhookToken, "CALLFLEET_STREAM_TOKEN_KEY=" + d.streamKey}
+	if err := d.start(ctx, procSpec{name: "manager", what: "manager", bin: d.bins["manager"], env: mgrEnv,
+		args: []string{"--kubeconfig=" + d.kubeconfig,
+			"--metrics-bind-address=" + c.metricsAddr, "--metrics-secure=false", // loopback only
+			"--health-probe-bind-address=" + c.probeAddr,
+			"--webhook-bind-address=" + c.webhookAddr,
+			"--piopiy-rest-url=" + simURL, "--piopiy-action-url=" + simURL,
+			"--default-account=" + c.namespace + "/" + smp.accountName,
+			"--cdr-grace=5s", "--zap-encoder=console"},
+		timeout: 2 * time.Minute, ready: httpOK("http://" + c.probeAddr + "/readyz")}); err != nil {
+		return "", err
 	}
-	st.addProc(mgr)
-	if err := waitReady(ctx, mgr, 2*time.Minute, "manager", httpOK("http://"+c.probeAddr+"/readyz")); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "  manager: webhook %s/piopiy/events/<token>, metrics %s\n", "http://"+c.webhookAddr, orOff(c.metricsAddr))
+	sayf(d.out, "  manager: webhook %s/piopiy/events/<token>, metrics %s\n", "http://"+c.webhookAddr, orOff(c.metricsAddr))
 
 	// 4. The bot, then the gateway in front of it.
-	bot, err := startProc(logDir, "echo-bot", bins["echo"], nil,
-		"--listen="+c.botAddr, "--handoff-after-turns="+strconv.Itoa(c.handoffAfterTurns))
-	if err != nil {
-		return err
+	if err := d.start(ctx, procSpec{name: "echo-bot", what: "echo bot", bin: d.bins["echo"],
+		args:    []string{"--listen=" + c.botAddr, "--handoff-after-turns=" + strconv.Itoa(c.handoffAfterTurns)},
+		timeout: time.Minute, ready: tcpOpen(c.botAddr)}); err != nil {
+		return "", err
 	}
-	st.addProc(bot)
-	if err := waitReady(ctx, bot, time.Minute, "echo bot", tcpOpen(c.botAddr)); err != nil {
-		return err
+	gwEnv := []string{"CALLFLEET_STREAM_TOKEN_ROOT_KEY=" + d.streamKey, "CALLFLEET_MONITOR_TOKEN_ROOT_KEY=" + d.monitorKey}
+	if err := d.start(ctx, procSpec{name: "stream-gateway", what: "stream gateway", bin: d.bins["stream-gateway"], env: gwEnv,
+		args: []string{"--kubeconfig=" + d.kubeconfig, "--listen=" + c.gatewayAddr, "--bot-url=ws://" + c.botAddr + "/",
+			"--endpoint=" + smp.endpoint.Name, "--namespace=" + c.namespace, "--public-url=ws://" + c.gatewayAddr + "/",
+			"--pod-name=demo-gateway", "--default-from=" + smp.from,
+			"--metrics-bind-address=" + c.gatewayMetricsAddr, "--zap-encoder=console"},
+		timeout: 2 * time.Minute, ready: httpOK("http://" + c.gatewayAddr + "/readyz")}); err != nil {
+		return "", err
 	}
-	gw, err := startProc(logDir, "stream-gateway", bins["stream-gateway"], []string{"CALLFLEET_STREAM_TOKEN_ROOT_KEY=" + streamKey, "CALLFLEET_MONITOR_TOKEN_ROOT_KEY=" + monitorKey},
-		"--kubeconfig="+kubeconfig, "--listen="+c.gatewayAddr, "--bot-url=ws://"+c.botAddr+"/",
-		"--endpoint="+smp.endpoint.Name, "--namespace="+c.namespace, "--public-url=ws://"+c.gatewayAddr+"/",
-		"--pod-name=demo-gateway", "--default-from="+smp.from,
-		"--metrics-bind-address="+c.gatewayMetricsAddr, "--zap-encoder=console")
-	if err != nil {
-		return err
-	}
-	st.addProc(gw)
-	if err := waitReady(ctx, gw, 2*time.Minute, "stream gateway", httpOK("http://"+c.gatewayAddr+"/readyz")); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "  echo bot ws://%s/ behind the stream gateway ws://%s/ (endpoint %s)\n", c.botAddr, c.gatewayAddr, smp.endpoint.Name)
+	sayf(d.out, "  echo bot ws://%s/ behind the stream gateway ws://%s/ (endpoint %s)\n", c.botAddr, c.gatewayAddr, smp.endpoint.Name)
+	return simURL, nil
+}
 
-	con, err := startConsole(ctx, c, &st, logDir, bins["console"], kubeconfig, kubectl, monitorKey)
+// procSpec is a process of the demo and how to tell it is ready.
+type procSpec struct {
+	name, what, bin string // what names it in a readiness error
+	env, args       []string
+	timeout         time.Duration
+	ready           func() error
+}
+
+// start starts one process, puts it on the stack and waits until it is
+// ready.
+func (d *demoRun) start(ctx context.Context, s procSpec) error {
+	p, err := startProc(d.logDir, s.name, s.bin, s.env, s.args...)
 	if err != nil {
 		return err
 	}
+	d.st.addProc(p)
+	return waitReady(ctx, p, s.timeout, s.what, s.ready)
+}
 
-	// 5. The samples.
-	applyArgs := []string{"--kubeconfig", kubeconfig, "apply", "-k", applyDir, "-n", c.namespace}
-	fmt.Fprintf(out, "Applying the samples: kubectl apply -k %s -n %s\n", rel(c.root, applyDir), c.namespace)
-	if b, err := exec.CommandContext(ctx, kubectl, applyArgs...).CombinedOutput(); err != nil {
+// applySamples is step 5: kubectl apply of the samples' overlay.
+func (d *demoRun) applySamples(ctx context.Context, applyDir string) error {
+	applyArgs := []string{"--kubeconfig", d.kubeconfig, "apply", "-k", applyDir, "-n", d.c.namespace}
+	sayf(d.out, "Applying the samples: kubectl apply -k %s -n %s\n", rel(d.c.root, applyDir), d.c.namespace)
+	b, err := exec.CommandContext(ctx, d.kubectl, applyArgs...).CombinedOutput()
+	if err != nil {
 		return fmt.Errorf("kubectl apply: %v\n%s", err, b)
-	} else {
-		fmt.Fprint(out, indent(strings.Split(strings.TrimSpace(string(b)), "\n")))
 	}
+	sayf(d.out, "%s", indent(strings.Split(strings.TrimSpace(string(b)), "\n")))
+	return nil
+}
 
-	printHowTo(out, c, kubeconfig, smp)
-	con.print(out)
-	p.raw("\n" + callHeader())
-
-	w := newWatcher(k8s, c.namespace, p)
-	sw := newSimWatcher(simURL, p)
+// watch prints the Calls and piopiy-sim's record as they move until ctx
+// ends, a process exits, or (with --smoke) the smoke run is decided.
+func (d *demoRun) watch(ctx context.Context, k8s client.WithWatch, simURL string, began time.Time) error {
+	c, out := d.c, d.out
+	w := newWatcher(k8s, c.namespace, d.p)
+	sw := newSimWatcher(simURL, d.p)
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go w.run(wctx)
@@ -393,27 +465,27 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 		case <-ctx.Done():
 			if c.smoke && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				stopWatch()
-				dump(out, c, k8s, sw, smp, &st, logDir)
-				return fmt.Errorf("smoke: not done within --timeout %s (see the dump above and %s)", c.timeout, logDir)
+				dump(out, c, k8s, sw, d.logDir)
+				return fmt.Errorf("smoke: not done within --timeout %s (see the dump above and %s)", c.timeout, d.logDir)
 			}
 			return nil
 		case <-tick.C:
 		}
-		if p := st.unexpectedExit(); p != nil {
+		if p := d.st.unexpectedExit(); p != nil {
 			stopWatch()
 			return fmt.Errorf("%s exited unexpectedly (%v); last lines of %s:\n%s", p.name, p.err, p.logPath, indent(tailFile(p.logPath, 20)))
 		}
 		if !c.smoke {
 			continue
 		}
-		switch ok, why := smokeDone(w, sw, smp); {
+		switch ok, why := smokeDone(w, sw, d.smp); {
 		case ok:
 			stopWatch()
-			fmt.Fprintf(out, "\nsmoke: OK in %s: %s\n", time.Since(began).Round(time.Second), why)
+			sayf(out, "\nsmoke: OK in %s: %s\n", time.Since(began).Round(time.Second), why)
 			return nil
 		case why != "":
 			stopWatch()
-			dump(out, c, k8s, sw, smp, &st, logDir)
+			dump(out, c, k8s, sw, d.logDir)
 			return fmt.Errorf("smoke: %s", why)
 		}
 	}
@@ -495,9 +567,9 @@ func startControlPlane(c config, logDir string) (*envtest.Environment, error) {
 		ControlPlaneStopTimeout:  time.Minute,
 	}
 	api := env.ControlPlane.GetAPIServer()
-	api.SecureServing.Address = host
+	api.Address = host
 	if port != "0" {
-		api.SecureServing.Port = port
+		api.Port = port
 	}
 	for _, w := range []struct {
 		name     string
@@ -537,10 +609,10 @@ func lockDir(dir string) (func(), error) {
 		return nil, err
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
+		_ = f.Close() // the lock is the error; the file was only opened for it
 		return nil, fmt.Errorf("another demo is running with --dir %s (stop it with Ctrl-C, or pass another --dir and other ports)", dir)
 	}
-	return func() { f.Close() }, nil
+	return func() { _ = f.Close() }, nil // closing releases the lock; nothing was written
 }
 
 func randomHex(n int) string {

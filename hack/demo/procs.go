@@ -36,19 +36,22 @@ func startProc(logDir, name, bin string, env []string, args ...string) (*proc, e
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(f, "# %s %s\n", bin, strings.Join(args, " "))
+	if _, err := fmt.Fprintf(f, "# %s %s\n", bin, strings.Join(args, " ")); err != nil {
+		_ = f.Close() // the write's error is the one to report
+		return nil, fmt.Errorf("writing %s: %w", logPath, err)
+	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
-		f.Close()
+		_ = f.Close() // the start's error is the one to report
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	p := &proc{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
-		f.Close()
+		_ = f.Close() // the process wrote its log through its own descriptor; this one was only handed over
 		close(p.done)
 	}()
 	return p, nil
@@ -112,7 +115,7 @@ func tailFile(path string, n int) []string {
 	if err != nil {
 		return []string{fmt.Sprintf("(%v)", err)}
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	var lines []string
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
@@ -158,7 +161,7 @@ func checkPorts(users []portUser) error {
 			taken = append(taken, fmt.Sprintf("  %s: %s is in use (%v); stop what holds it or pass %s=<host:port>", u.what, u.addr, errors.Unwrap(err), u.flag))
 			continue
 		}
-		l.Close()
+		_ = l.Close() // only listened to see the port is free
 	}
 	if len(taken) > 0 {
 		return fmt.Errorf("ports taken (is another `make demo` running?):\n%s", strings.Join(taken, "\n"))
@@ -199,7 +202,7 @@ func httpOK(url string) func() error {
 		if err != nil {
 			return err
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close() // only the status is read
 		if resp.StatusCode/100 != 2 {
 			return fmt.Errorf("GET %s: %s", url, resp.Status)
 		}

@@ -99,50 +99,50 @@ func lastRecord(recs []sim.CallRecord, name string) *sim.CallRecord {
 }
 
 // dump prints what a failed smoke run needs to be understood.
-func dump(out io.Writer, c config, k8s client.Client, sw *simWatcher, smp *samples, st *stack, logDir string) {
+func dump(out io.Writer, c config, k8s client.Client, sw *simWatcher, logDir string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	fmt.Fprintln(out, "\n===== diagnostic dump =====")
+	sayf(out, "\n===== diagnostic dump =====\n")
 	var calls voicev1alpha1.CallList
 	if err := k8s.List(ctx, &calls, client.InNamespace(c.namespace)); err != nil {
-		fmt.Fprintf(out, "listing Calls: %v\n", err)
+		sayf(out, "listing Calls: %v\n", err)
 	}
 	for _, call := range calls.Items {
 		b, _ := yaml.Marshal(call.Status)
-		fmt.Fprintf(out, "--- Call %s (to %s) status:\n%s", call.Name, call.Spec.To, b)
+		sayf(out, "--- Call %s (to %s) status:\n%s", call.Name, call.Spec.To, b)
 	}
 	var eps voicev1alpha1.StreamEndpointList
 	if err := k8s.List(ctx, &eps, client.InNamespace(c.namespace)); err == nil {
 		for _, e := range eps.Items {
 			b, _ := yaml.Marshal(e.Status)
-			fmt.Fprintf(out, "--- StreamEndpoint %s status:\n%s", e.Name, b)
+			sayf(out, "--- StreamEndpoint %s status:\n%s", e.Name, b)
 		}
 	}
 	var pools voicev1alpha1.AgentPoolList
 	if err := k8s.List(ctx, &pools, client.InNamespace(c.namespace)); err == nil {
 		for _, p := range pools.Items {
 			b, _ := yaml.Marshal(p.Status)
-			fmt.Fprintf(out, "--- AgentPool %s status:\n%s", p.Name, b)
+			sayf(out, "--- AgentPool %s status:\n%s", p.Name, b)
 		}
 	}
 	recs, err := sw.fetch()
 	if err != nil {
 		recs = sw.latest()
-		fmt.Fprintf(out, "--- piopiy-sim: %v (showing the last record read)\n", err)
+		sayf(out, "--- piopiy-sim: %v (showing the last record read)\n", err)
 	}
-	fmt.Fprintf(out, "--- piopiy-sim: %d calls\n", len(recs))
+	sayf(out, "--- piopiy-sim: %d calls\n", len(recs))
 	for _, r := range recs {
-		fmt.Fprintf(out, "  %s to %s: state %s, outcome %s, hangup %s, %d streams, %d bridges, %d events\n",
+		sayf(out, "  %s to %s: state %s, outcome %s, hangup %s, %d streams, %d bridges, %d events\n",
 			callName(&r), r.To, r.State, orDash(r.Outcome), orDash(r.HangupCause), len(r.Streams), len(r.Bridges), len(r.Events))
 		for _, s := range r.Streams {
-			fmt.Fprintf(out, "    stream connected=%v close=%d %s dial_error=%q pcmos=%d\n", s.ConnectedAt != nil, s.CloseCode, s.CloseReason, s.DialError, len(s.PCMOs))
+			sayf(out, "    stream connected=%v close=%d %s dial_error=%q pcmos=%d\n", s.ConnectedAt != nil, s.CloseCode, s.CloseReason, s.DialError, len(s.PCMOs))
 		}
 		for _, b := range r.Bridges {
-			fmt.Fprintf(out, "    bridge %v answered=%v agent=%s end=%s\n", b.Targets, b.Answered, b.Agent, b.EndCause)
+			sayf(out, "    bridge %v answered=%v agent=%s end=%s\n", b.Targets, b.Answered, b.Agent, b.EndCause)
 		}
 		for _, e := range r.Events {
 			if !e.Delivered {
-				fmt.Fprintf(out, "    event %s (leg %s) not delivered: %d attempts\n", e.Status, e.Leg, len(e.Attempts))
+				sayf(out, "    event %s (leg %s) not delivered: %d attempts\n", e.Status, e.Leg, len(e.Attempts))
 			}
 		}
 	}
@@ -152,16 +152,16 @@ func dump(out io.Writer, c config, k8s client.Client, sw *simWatcher, smp *sampl
 		if strings.HasSuffix(l, "kube-apiserver.log") || strings.HasSuffix(l, "etcd.log") {
 			continue
 		}
-		fmt.Fprintf(out, "--- last lines of %s:\n%s", l, indent(tailFile(l, 25)))
+		sayf(out, "--- last lines of %s:\n%s", l, indent(tailFile(l, 25)))
 	}
-	fmt.Fprintln(out, "===== end of dump =====")
+	sayf(out, "===== end of dump =====\n")
 }
 
 // printHowTo tells how to look and poke, and how to stop.
 func printHowTo(out io.Writer, c config, kubeconfig string, smp *samples) {
 	kc := rel(c.root, kubeconfig)
 	ns := c.namespace
-	fmt.Fprintf(out, `
+	sayf(out, `
 callfleet demo is running. %s rings at once; its bot asks for a human after
 %d turns. In another terminal, from the repository root:
 

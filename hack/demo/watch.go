@@ -40,7 +40,7 @@ func (p *printer) line(format string, args ...any) {
 	if p.closed {
 		return
 	}
-	fmt.Fprintf(p.out, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+	sayf(p.out, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
 func (p *printer) raw(s string) {
@@ -49,7 +49,7 @@ func (p *printer) raw(s string) {
 	if p.closed {
 		return
 	}
-	fmt.Fprint(p.out, s)
+	sayf(p.out, "%s", s)
 }
 
 const callRow = "%-20s %-14s %-11s %-13s %-16s %-18s %s"
@@ -278,7 +278,7 @@ func (s *simWatcher) fetch() ([]sim.CallRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET /sim/calls: %s", resp.Status)
 	}

@@ -322,7 +322,7 @@ func agentAnswered(call *voicev1alpha1.Call, number string, at, ended *metav1.Ti
 func reviveMissed(h *voicev1alpha1.CallHandoffStatus, number string, at *metav1.Time, c *changes) bool {
 	m := h.Missed
 	if m == nil || m.Number != number || h.Phase == voicev1alpha1.HandoffBridged || h.Phase == voicev1alpha1.HandoffEnded ||
-		(at != nil && m.AssignedTime != nil && at.Time.Before(m.AssignedTime.Time.Truncate(time.Second))) {
+		(at != nil && m.AssignedTime != nil && at.Time.Before(m.AssignedTime.Truncate(time.Second))) {
 		return false
 	}
 	if n := len(h.TriedAgents); n > 0 && h.TriedAgents[n-1] == m.Agent {
@@ -366,7 +366,7 @@ func agentMissed(h *voicev1alpha1.CallHandoffStatus, number string, at *metav1.T
 // beforeAssignment reports whether a leg-b event happened before the current
 // agent was assigned (agentAssignedTime has one-second resolution).
 func beforeAssignment(h *voicev1alpha1.CallHandoffStatus, at *metav1.Time) bool {
-	return at != nil && h.AgentAssignedTime != nil && at.Time.Before(h.AgentAssignedTime.Time.Truncate(time.Second))
+	return at != nil && h.AgentAssignedTime != nil && at.Time.Before(h.AgentAssignedTime.Truncate(time.Second))
 }
 
 var handoffRank = map[voicev1alpha1.HandoffPhase]int{

@@ -105,7 +105,12 @@ func TestConsoleInBrowser(t *testing.T) {
 			Started:  func(net.Addr) { close(started) },
 		})
 	}()
-	t.Cleanup(func() { stopConsole(); <-done })
+	t.Cleanup(func() {
+		stopConsole()
+		if err := <-done; err != nil {
+			t.Logf("console: %v", err)
+		}
+	})
 	select {
 	case <-started:
 	case err := <-done:
@@ -371,7 +376,7 @@ func get(t *testing.T, u, token string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
@@ -384,7 +389,7 @@ func monitorTokenURL(t *testing.T, base, token, call string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var out struct{ URL string }
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("monitor token: %d %v", resp.StatusCode, err)

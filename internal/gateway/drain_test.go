@@ -83,7 +83,7 @@ func TestDrainKeepsLiveCallsUntilTheyEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.stop()
+	defer func() { _ = g.stop() }()
 	var ids []string
 	var calls []*voicev1alpha1.Call
 	for i := range 5 {
@@ -162,7 +162,7 @@ func TestDrainGoodbyeAndHangup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.stop()
+	defer func() { _ = g.stop() }()
 	c := newCall(t, "e2e-goodbye", nil)
 	id := dial(t, c, streamURL(t, g.url, ns, c.Name, 1, time.Now().Add(10*time.Minute)))
 	bot := bots.wait(t, c.Name)
@@ -291,7 +291,7 @@ func TestBotKilledAndRestartedMidCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.stop()
+	defer func() { _ = g.stop() }()
 	c := newCall(t, "e2e-bot-restart", nil)
 	id := dial(t, c, streamURL(t, g.url, ns, c.Name, 1, time.Now().Add(10*time.Minute)))
 	first := bot1.wait(t, c.Name)
@@ -347,7 +347,7 @@ func TestBotGoneForGoodEndsTheCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.stop()
+	defer func() { _ = g.stop() }()
 	c := newCall(t, "e2e-bot-gone", nil)
 	id := dial(t, c, streamURL(t, g.url, ns, c.Name, 1, time.Now().Add(10*time.Minute)))
 	b.wait(t, c.Name)
@@ -395,7 +395,7 @@ func TestKeyRotationMidCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.stop()
+	defer func() { _ = g.stop() }()
 	later := time.Now().Add(10 * time.Minute)
 	connect := func(name string, k []byte) (string, *botConn) {
 		c := newCall(t, name, nil)
@@ -506,7 +506,7 @@ func TestDrainLeavesBridgedCallsUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.stop()
+	defer func() { _ = g.stop() }()
 	c := newCall(t, "e2e-drain-bridged", func(c *voicev1alpha1.Call) {
 		c.Spec.Handoff = &voicev1alpha1.CallHandoff{AgentPoolRef: voicev1alpha1.LocalRef{Name: "no-such-pool"}, Requested: true, KeepStreaming: true}
 	})
@@ -554,7 +554,7 @@ func TestTokenFromAnotherNamespaceRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.stop()
+	defer func() { _ = g.stop() }()
 	c := newCall(t, "e2e-cross-tenant", nil)
 	later := time.Now().Add(10 * time.Minute)
 	attackerKey, err := streamtoken.DeriveKey(root, "tenant-a", endpoint)

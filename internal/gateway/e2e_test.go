@@ -242,7 +242,7 @@ func TestStopAfterHandoff(t *testing.T) {
 	if h := bot.events("handoff"); len(h) != 1 || h[0]["phase"] != "Bridged" {
 		t.Errorf("bot handoff events %v", h)
 	}
-	bot.waitClosed(t)
+	_ = bot.waitClosed(t) // the stop event below says how it ended
 	if s := bot.events("stop"); len(s) != 1 || s[0]["reason"] != "stopped after handoff to bob" {
 		t.Errorf("bot stop events %v", s)
 	}
@@ -278,7 +278,7 @@ func TestPausedAtConnectThenStopped(t *testing.T) {
 	if st := cur.Status.Stream; st.Reason != "stopped by spec.stream.state" || st.CloseCode != 1000 {
 		t.Errorf("report %+v", st)
 	}
-	bot.waitClosed(t)
+	_ = bot.waitClosed(t) // the stop event below says how it ended
 	if s := bot.events("stop"); len(s) != 1 {
 		t.Errorf("bot stop events %v", s)
 	}

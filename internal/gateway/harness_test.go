@@ -110,7 +110,11 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer gw.stop()
+	defer func() {
+		if err := gw.stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping the shared gateway:", err)
+		}
+	}()
 	return m.Run()
 }
 
@@ -320,7 +324,7 @@ func (b *testBot) wait(t *testing.T, call string) *botConn {
 	}
 }
 
-func (bc *botConn) stats() (frames, bytes, nonSilent int, sizes map[int]int) {
+func (bc *botConn) stats() (frames, nBytes, nonSilent int, sizes map[int]int) {
 	bc.mu.Lock()
 	defer bc.mu.Unlock()
 	s := map[int]int{}
@@ -485,7 +489,7 @@ func dial(t *testing.T, c *voicev1alpha1.Call, wsURL string) string {
 	if err != nil {
 		t.Fatalf("make-call: %v", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	raw, _ := io.ReadAll(resp.Body)
 	var out struct {
 		RequestID string `json:"request_id"`

@@ -23,7 +23,7 @@ func TestBotUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.stop()
+	defer func() { _ = g.stop() }()
 	c := newCall(t, "e2e-no-bot", nil)
 	id := dial(t, c, streamURL(t, g.url, ns, c.Name, 1, time.Now().Add(10*time.Minute)))
 	waitSim(t, id, "stream refused", func(_ sim.CallRecord, s sim.StreamRecord) bool { return s.DialError != "" })

@@ -106,7 +106,7 @@ func TestMonitorListenIn(t *testing.T) {
 	if err != nil {
 		t.Fatalf("monitor dial: %v", err)
 	}
-	defer mon.CloseNow()
+	defer func() { _ = mon.CloseNow() }()
 	mon.SetReadLimit(1 << 20)
 	var texts []gateway.MonitorMessage
 	loud := map[byte]int{}
@@ -186,7 +186,7 @@ func TestMonitorStalledListenerDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stalled.CloseNow()
+	defer func() { _ = stalled.CloseNow() }()
 	eventually(t, "the listener attached", func() bool {
 		return g.counter(t, "callfleet_gateway_monitor_listeners", nil) == 1 && monitorGoroutines() == 1
 	})

@@ -129,7 +129,27 @@ type Options struct {
 	Now func() time.Time
 }
 
+// defaults checks the options and fills in the defaults.
 func (o *Options) defaults() error {
+	if err := o.streamTokenKey(); err != nil {
+		return err
+	}
+	if err := checkMonitorKey(o); err != nil {
+		return err
+	}
+	if o.MaxStreams < 0 {
+		return fmt.Errorf("gateway: max streams %d is negative", o.MaxStreams)
+	}
+	if err := o.checkURLs(); err != nil {
+		return err
+	}
+	o.fillDefaults()
+	return nil
+}
+
+// streamTokenKey derives the endpoint's stream token key from a root key,
+// and checks the key is long enough unless it is read from a file.
+func (o *Options) streamTokenKey() error {
 	if o.Namespace == "" {
 		return errors.New("gateway: namespace is required")
 	}
@@ -146,22 +166,16 @@ func (o *Options) defaults() error {
 	if o.TokenKeyFile == "" && len(o.TokenKey) < streamtoken.MinKeyLen {
 		return fmt.Errorf("gateway: stream token key is %d bytes, want at least %d", len(o.TokenKey), streamtoken.MinKeyLen)
 	}
-	if err := checkMonitorKey(o); err != nil {
-		return err
-	}
-	if o.MaxStreams < 0 {
-		return fmt.Errorf("gateway: max streams %d is negative", o.MaxStreams)
-	}
+	return nil
+}
+
+// checkURLs checks the goodbye, bot (DefaultBotURL when unset) and public
+// URLs.
+func (o *Options) checkURLs() error {
 	if o.GoodbyeURL != "" {
 		if u, err := url.Parse(o.GoodbyeURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("gateway: goodbye url %q must be an http:// or https:// URL", o.GoodbyeURL)
 		}
-	}
-	if o.GoodbyeLead <= 0 {
-		o.GoodbyeLead = DefaultGoodbyeLead
-	}
-	if o.KeyReloadInterval <= 0 {
-		o.KeyReloadInterval = DefaultKeyReloadInterval
 	}
 	if o.BotURL == "" {
 		o.BotURL = DefaultBotURL
@@ -174,6 +188,17 @@ func (o *Options) defaults() error {
 		if _, err := url.Parse(o.PublicURL); err != nil {
 			return fmt.Errorf("gateway: public url: %w", err)
 		}
+	}
+	return nil
+}
+
+// fillDefaults sets the unset durations, sizes, registry and clock.
+func (o *Options) fillDefaults() {
+	if o.GoodbyeLead <= 0 {
+		o.GoodbyeLead = DefaultGoodbyeLead
+	}
+	if o.KeyReloadInterval <= 0 {
+		o.KeyReloadInterval = DefaultKeyReloadInterval
 	}
 	if o.MaxBufferedFrames <= 0 {
 		o.MaxBufferedFrames = DefaultMaxBufferedFrames
@@ -196,7 +221,6 @@ func (o *Options) defaults() error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return nil
 }
 
 // LoadTokenKey reads the stream token key from file, or from the

@@ -156,7 +156,7 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	case runErr = <-errc:
 	}
 	o.Logger.Info("stream gateway shutting down", "streams", g.ActiveStreams())
-	sctx, cancel := context.WithTimeout(context.Background(), o.Options.ShutdownDrain+o.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownDrain+o.ShutdownTimeout)
 	defer cancel()
 	if err := g.Shutdown(sctx); err != nil {
 		o.Logger.Error(err, "closing streams")

@@ -254,6 +254,6 @@ func (g *Gateway) reportRefused(ctx context.Context, key sessionKey, reason stri
 		err = g.patchStatus(ctx, key.NamespacedName, body)
 	}
 	if ignoreNotFound(err) != nil {
-		g.log.Error(err, "reporting a refused stream", "call", key.NamespacedName.String(), "reason", reason)
+		g.log.Error(err, "reporting a refused stream", "call", key.String(), "reason", reason)
 	}
 }

@@ -24,7 +24,7 @@ func TestIdleConnectionsClosedByTheIdleTimeout(t *testing.T) {
 	}
 	counted := &countingListener{Listener: l.Listener(ln)}
 	go func() { _ = srv.Serve(counted) }()
-	defer srv.Close()
+	defer func() { _ = srv.Close() }()
 
 	const n = 1000
 	if closed := httpservertest.IdleConnections(t, ln.Addr().String(), n, 2*time.Minute); closed != n {

@@ -98,10 +98,10 @@ func (l *ledger) derive(c *voicev1alpha1.Campaign) bool {
 	if s := meta.FindStatusCondition(st.Conditions, campaignSuspended); s != nil {
 		t := s.LastTransitionTime
 		gen = s.ObservedGeneration
-		switch {
-		case s.Status == metav1.ConditionTrue:
+		switch s.Status {
+		case metav1.ConditionTrue:
 			add(TypeCampaignSuspended, fmt.Sprintf("suspended.%d", t.Unix()), t, s.Reason, s.Message)
-		case s.Status == metav1.ConditionFalse:
+		case metav1.ConditionFalse:
 			// Resumed only after a suspension this ledger saw, and written
 			// after it (a stale read still showing the False from before the
 			// suspension is not a resume). The id names the suspension it

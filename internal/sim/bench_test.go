@@ -72,7 +72,7 @@ func newBenchRecv() *benchRecv {
 	r := &benchRecv{late: newLatencyHist()}
 	mux := http.NewServeMux()
 	// Control endpoints so the receiver can live in another process.
-	mux.HandleFunc("/conns", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, r.conns.Load()) })
+	mux.HandleFunc("/conns", func(w http.ResponseWriter, _ *http.Request) { _, _ = fmt.Fprint(w, r.conns.Load()) })
 	mux.HandleFunc("/on", func(w http.ResponseWriter, _ *http.Request) { r.late.reset(); r.on.Store(true) })
 	mux.HandleFunc("/off", func(w http.ResponseWriter, _ *http.Request) {
 		r.on.Store(false)
@@ -83,7 +83,7 @@ func newBenchRecv() *benchRecv {
 		if err != nil {
 			return
 		}
-		defer c.CloseNow()
+		defer func() { _ = c.CloseNow() }()
 		r.conns.Add(1)
 		buf := make([]byte, 4096)
 		var first time.Time
@@ -160,7 +160,7 @@ func startReceiver(b *testing.B) receiver {
 		if err != nil {
 			b.Fatalf("receiver %s: %v", path, err)
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		body, _ := io.ReadAll(resp.Body)
 		return body
 	}
@@ -215,7 +215,7 @@ func benchStreams(b *testing.B, n int, window time.Duration) {
 					return
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
+				_ = resp.Body.Close()
 			}
 		}()
 	}

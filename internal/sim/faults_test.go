@@ -17,7 +17,7 @@ func rawPost(t *testing.T, client *http.Client, url string, to int64) int {
 	if err != nil {
 		return -1
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	return resp.StatusCode
 }
 

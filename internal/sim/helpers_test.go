@@ -164,7 +164,7 @@ func (h *harness) post(path string, body any) (int, map[string]any) {
 	if err != nil {
 		h.t.Fatalf("POST %s: %v", path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	raw, _ := io.ReadAll(resp.Body)
 	var m map[string]any
 	dec := json.NewDecoder(bytes.NewReader(raw))

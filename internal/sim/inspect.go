@@ -315,7 +315,7 @@ func (s *Sim) handleCalls(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, c.snapshot())
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, out)
 }
 
 func (s *Sim) handleCall(w http.ResponseWriter, r *http.Request) {
@@ -326,11 +326,11 @@ func (s *Sim) handleCall(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errf(http.StatusNotFound, "no call %s", r.PathValue("id")))
 		return
 	}
-	writeJSON(w, http.StatusOK, c.snapshot())
+	writeJSON(w, c.snapshot())
 }
 
 func (s *Sim) handleAgents(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.Agents())
+	writeJSON(w, s.Agents())
 }
 
 func (s *Sim) handleReset(w http.ResponseWriter, r *http.Request) {
@@ -340,11 +340,11 @@ func (s *Sim) handleReset(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errf(http.StatusInternalServerError, "%v", err))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "reset"})
+	writeJSON(w, map[string]any{"status": "reset"})
 }
 
 func (s *Sim) handleGetScenario(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.currentScenario())
+	writeJSON(w, s.currentScenario())
 }
 
 // handlePutScenario takes YAML or JSON, the same format as --scenario.
@@ -360,14 +360,14 @@ func (s *Sim) handlePutScenario(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.SetScenario(sc)
-	writeJSON(w, http.StatusOK, s.currentScenario())
+	writeJSON(w, s.currentScenario())
 }
 
 func (s *Sim) handleGetFaults(w http.ResponseWriter, _ *http.Request) {
 	s.mu.RLock()
 	f := s.faults
 	s.mu.RUnlock()
-	writeJSON(w, http.StatusOK, f)
+	writeJSON(w, f)
 }
 
 // handlePutFaults takes YAML or JSON; an empty body clears every fault.
@@ -383,7 +383,7 @@ func (s *Sim) handlePutFaults(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.SetFaults(f)
-	writeJSON(w, http.StatusOK, f)
+	writeJSON(w, f)
 }
 
 // ParseFaults parses YAML or JSON faults (unknown keys are errors).
@@ -405,7 +405,7 @@ func ParseFaults(b []byte) (Faults, error) {
 }
 
 func (s *Sim) handleGetWebhook(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"url": s.currentWebhookURL()})
+	writeJSON(w, map[string]string{"url": s.currentWebhookURL()})
 }
 
 func (s *Sim) handlePutWebhook(w http.ResponseWriter, r *http.Request) {
@@ -421,7 +421,7 @@ func (s *Sim) handlePutWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.SetWebhookURL(v.URL)
-	writeJSON(w, http.StatusOK, v)
+	writeJSON(w, v)
 }
 
 // Stats is a summary for benchmarks and the demo (GET /sim/stats).
@@ -452,5 +452,5 @@ func (s *Sim) Stats() Stats {
 }
 
 func (s *Sim) handleStats(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.Stats())
+	writeJSON(w, s.Stats())
 }

@@ -221,12 +221,12 @@ func (c *call) answer(early map[int]bool) {
 	c.runPCMOAsync(c.pcmo, "make-call", early)
 }
 
-// runPCMOAsync runs a PCMO beside the lifecycle; false if the call is ending.
-func (c *call) runPCMOAsync(acts []action, source string, skip map[int]bool) bool {
+// runPCMOAsync runs a PCMO beside the lifecycle, unless the call is ending.
+func (c *call) runPCMOAsync(acts []action, source string, skip map[int]bool) {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
-		return false
+		return
 	}
 	c.bg.Add(1)
 	c.mu.Unlock()
@@ -234,7 +234,6 @@ func (c *call) runPCMOAsync(acts []action, source string, skip map[int]bool) boo
 		defer c.bg.Done()
 		c.runPCMO(acts, source, skip)
 	}()
-	return true
 }
 
 // runPCMO runs actions in order. stream starts a socket and goes on; bridge
@@ -337,7 +336,7 @@ func (c *call) runInput(in *inputSpec) []action {
 		c.s.log.Info("action_url failed", "request_id", c.id, "err", err)
 		return nil
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil || resp.StatusCode/100 != 2 {
 		return nil

@@ -29,9 +29,10 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	_ = json.NewEncoder(w).Encode(e)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// writeJSON answers 200 with v, indented.
+func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
+	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
@@ -159,7 +160,7 @@ func (s *Sim) handleCallAction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"code": 200, "status": "success", "message": act + " done"})
+	writeJSON(w, map[string]any{"code": 200, "status": "success", "message": act + " done"})
 }
 
 // handleCMIUUIDCDR answers the documented minimal record, and 404 for bad
@@ -187,7 +188,7 @@ func (s *Sim) handleCMIUUIDCDR(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errf(codeNotFound, "cdr not found"))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"cdr": cdr, "code": 200})
+	writeJSON(w, map[string]any{"cdr": cdr, "code": 200})
 }
 
 // handleRequestIDCDR answers 404 both for an unknown request id and for bad
@@ -211,5 +212,5 @@ func (s *Sim) handleRequestIDCDR(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cdrs := c.allCDRs(s.CurrentShapes().Rich)
-	writeJSON(w, http.StatusOK, map[string]any{"count": len(cdrs), "cdr": cdrs, "code": 200})
+	writeJSON(w, map[string]any{"count": len(cdrs), "cdr": cdrs, "code": 200})
 }

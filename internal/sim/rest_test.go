@@ -28,7 +28,7 @@ func TestMakeCallSuccessIsExactlyPiopiysShape(t *testing.T) {
 			t.Fatal(err)
 		}
 		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != 200 {
 			t.Fatalf("%s: status %d: %s", path, resp.StatusCode, raw)
 		}
@@ -165,7 +165,7 @@ func TestMethodAndContentType(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET: %d", resp.StatusCode)
 	}
@@ -174,7 +174,7 @@ func TestMethodAndContentType(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusUnsupportedMediaType {
 		t.Errorf("text/plain: %d", resp.StatusCode)
 	}

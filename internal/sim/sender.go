@@ -37,7 +37,7 @@ func (c *deadlineConn) Write(p []byte) (int, error) {
 	now := time.Now()
 	if c.until.Load()-now.UnixNano() < int64(writeTimeout/2) {
 		d := now.Add(writeTimeout)
-		if err := c.Conn.SetWriteDeadline(d); err != nil {
+		if err := c.SetWriteDeadline(d); err != nil {
 			return 0, err
 		}
 		c.until.Store(d.UnixNano())

@@ -97,7 +97,7 @@ func ParseShapes(b []byte) (Shapes, error) {
 }
 
 func (s *Sim) handleGetShapes(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.CurrentShapes())
+	writeJSON(w, s.CurrentShapes())
 }
 
 // handlePutShapes switches shapes for everything sent from now on (a test
@@ -116,7 +116,7 @@ func (s *Sim) handlePutShapes(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errf(http.StatusBadRequest, "shapes: %v", err))
 		return
 	}
-	writeJSON(w, http.StatusOK, sh)
+	writeJSON(w, sh)
 }
 
 // SetShapes replaces the shapes for everything sent from now on.

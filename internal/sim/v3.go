@@ -55,7 +55,7 @@ func (s *Sim) v3Routes(m *http.ServeMux) {
 	m.HandleFunc("/v3/", func(w http.ResponseWriter, r *http.Request) {
 		v3Error(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
-	m.HandleFunc("GET /sim/v3/calls", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.V3Calls()) })
+	m.HandleFunc("GET /sim/v3/calls", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, s.V3Calls()) })
 	m.HandleFunc("PUT /sim/v3/stopped-agents", s.handlePutStoppedAgents)
 }
 
@@ -81,7 +81,7 @@ func (s *Sim) handlePutStoppedAgents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.SetStoppedAgents(ids...)
-	writeJSON(w, http.StatusOK, ids)
+	writeJSON(w, ids)
 }
 
 // v3Error writes Piopiy's v3 error body.
@@ -231,7 +231,7 @@ func (s *Sim) v3Create(kind string, ep piopiyv3.Endpoint) http.HandlerFunc {
 		if s.v3Ambiguous(w, r, f, c.id) {
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"call_id": c.id, "status": piopiyv3.CallQueued})
+		writeJSON(w, map[string]any{"call_id": c.id, "status": piopiyv3.CallQueued})
 	}
 }
 
@@ -309,7 +309,7 @@ func (s *Sim) v3GetCall(w http.ResponseWriter, r *http.Request) {
 		out["variables"] = c.variables
 	}
 	c.mu.Unlock()
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, out)
 }
 
 func (s *Sim) v3CallHangup(w http.ResponseWriter, r *http.Request) {
@@ -324,7 +324,7 @@ func (s *Sim) v3CallHangup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.hangup("hangup_api")
-	writeJSON(w, http.StatusOK, map[string]any{"request_id": newCMIUUID(), "call_id": c.id})
+	writeJSON(w, map[string]any{"request_id": newCMIUUID(), "call_id": c.id})
 }
 
 func (s *Sim) v3VoiceHangup(w http.ResponseWriter, r *http.Request) {
@@ -340,7 +340,7 @@ func (s *Sim) v3VoiceHangup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.hangup("hangup_api")
-	writeJSON(w, http.StatusOK, map[string]any{"request_id": newCMIUUID(), "call_id": c.id})
+	writeJSON(w, map[string]any{"request_id": newCMIUUID(), "call_id": c.id})
 }
 
 func (s *Sim) v3PCMOTransfer(w http.ResponseWriter, r *http.Request) {
@@ -360,7 +360,7 @@ func (s *Sim) v3PCMOTransfer(w http.ResponseWriter, r *http.Request) {
 		v3Error409(w, busy.id)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"request_id": t.id, "call_id": c.id})
+	writeJSON(w, map[string]any{"request_id": t.id, "call_id": c.id})
 }
 
 func v3Error409(w http.ResponseWriter, inProgress string) {
@@ -396,7 +396,7 @@ func (s *Sim) v3Transfer(w http.ResponseWriter, r *http.Request) {
 		v3Error409(w, busy.id)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"request_id": t.id, "call_id": c.id})
+	writeJSON(w, map[string]any{"request_id": t.id, "call_id": c.id})
 }
 
 func (s *Sim) v3GetTransfer(w http.ResponseWriter, r *http.Request) {
@@ -411,7 +411,7 @@ func (s *Sim) v3GetTransfer(w http.ResponseWriter, r *http.Request) {
 		v3Error(w, http.StatusNotFound, "not_found", "transfer "+r.PathValue("id")+" not found")
 		return
 	}
-	writeJSON(w, http.StatusOK, t.view())
+	writeJSON(w, t.view())
 }
 
 // resetV3 ends every v3 call silently and forgets them.

@@ -68,16 +68,16 @@ func jsonKind(v json.RawMessage) string {
 	if len(v) == 0 {
 		return "empty"
 	}
-	switch c := v[0]; {
-	case c == '"':
+	switch v[0] {
+	case '"':
 		return "string"
-	case c == '{':
+	case '{':
 		return "object"
-	case c == '[':
+	case '[':
 		return "array"
-	case c == 't' || c == 'f':
+	case 't', 'f':
 		return "boolean"
-	case c == 'n':
+	case 'n':
 		return "null"
 	default:
 		return "number"
@@ -407,6 +407,43 @@ func (s *Sim) parsePlay(b body) (*playSpec, error) {
 	return p, nil
 }
 
+// bridgeTarget reads one endpoint of a bridge's list, at where in the body:
+// a PSTN number, or for SIP a user id.
+func bridgeTarget(ep body, sip bool, where string) (string, error) {
+	if ep == nil {
+		return "", fmt.Errorf("%s must be an object", where)
+	}
+	t, err := str(ep["type"])
+	if err != nil {
+		return "", fmt.Errorf("%s.type %w", where, err)
+	}
+	switch {
+	case !sip && t == "pstn":
+		n, err := phoneNumber(ep["number"])
+		if err != nil {
+			return "", fmt.Errorf("%s.number %w", where, err)
+		}
+		return strconv.FormatInt(n, 10), nil
+	case sip && t == "sip":
+		u := ep["user"]
+		var id string
+		switch jsonKind(u) {
+		case "string":
+			id, _ = str(u)
+		case "number":
+			id = string(bytes.TrimSpace(u))
+		default:
+			return "", fmt.Errorf("%s.user missing", where)
+		}
+		if id == "" {
+			return "", fmt.Errorf("%s.user is empty", where)
+		}
+		return id, nil
+	default:
+		return "", fmt.Errorf("%s.type %q not allowed here", where, t)
+	}
+}
+
 func parseBridge(b body, sip bool) (*bridgeSpec, error) {
 	bs := &bridgeSpec{SIP: sip, Duration: 5400, Timeout: 40, Loop: 1}
 	if b.has("from") {
@@ -436,38 +473,11 @@ func parseBridge(b body, sip bool) (*bridgeSpec, error) {
 		return nil, fmt.Errorf("%s is empty", key)
 	}
 	for i, ep := range eps {
-		if ep == nil {
-			return nil, fmt.Errorf("%s[%d] must be an object", key, i)
-		}
-		t, err := str(ep["type"])
+		target, err := bridgeTarget(ep, sip, fmt.Sprintf("%s[%d]", key, i))
 		if err != nil {
-			return nil, fmt.Errorf("%s[%d].type %w", key, i, err)
+			return nil, err
 		}
-		switch {
-		case !sip && t == "pstn":
-			n, err := phoneNumber(ep["number"])
-			if err != nil {
-				return nil, fmt.Errorf("%s[%d].number %w", key, i, err)
-			}
-			bs.Targets = append(bs.Targets, strconv.FormatInt(n, 10))
-		case sip && t == "sip":
-			u := ep["user"]
-			var id string
-			switch jsonKind(u) {
-			case "string":
-				id, _ = str(u)
-			case "number":
-				id = string(bytes.TrimSpace(u))
-			default:
-				return nil, fmt.Errorf("%s[%d].user missing", key, i)
-			}
-			if id == "" {
-				return nil, fmt.Errorf("%s[%d].user is empty", key, i)
-			}
-			bs.Targets = append(bs.Targets, id)
-		default:
-			return nil, fmt.Errorf("%s[%d].type %q not allowed here", key, i, t)
-		}
+		bs.Targets = append(bs.Targets, target)
 	}
 	for _, f := range []struct {
 		name string

@@ -76,7 +76,7 @@ func TestKeysVerifyDuringOverlap(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := tt.keys.Verify(tt.tok, now)
-			if !errors.Is(err, tt.want) && !(err == nil && tt.want == nil) {
+			if !errors.Is(err, tt.want) && (err != nil || tt.want != nil) {
 				t.Fatalf("err %v, want %v", err, tt.want)
 			}
 			if tt.want == nil && got.Call != "c" {

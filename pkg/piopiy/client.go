@@ -151,12 +151,12 @@ type authFields struct {
 
 // Format keeps the secret out of anything that prints a request body.
 func (a authFields) Format(f fmt.State, _ rune) {
-	fmt.Fprintf(f, "{appid:%d secret:%s}", a.AppID, redacted)
+	_, _ = fmt.Fprintf(f, "{appid:%d secret:%s}", a.AppID, redacted) // a Formatter cannot report a failed write
 }
 
 func (c *Client) auth() authFields {
 	cr := c.creds()
-	return authFields{AppID: cr.AppID, Secret: cr.Secret}
+	return authFields(cr)
 }
 
 // scrub removes the secret from text that came back from the server, in case
@@ -334,7 +334,7 @@ func classify(op string, httpStatus int, env *envelope, idempotent bool) *Error 
 		return nil
 	}
 	kind, ok := kindForCode(code)
-	if code == 502 && env != nil && env.code == 502 && !(is5xx(httpStatus) && !mentionsMissing(env.message)) {
+	if code == 502 && env != nil && env.code == 502 && (!is5xx(httpStatus) || mentionsMissing(env.message)) {
 		// Body code 502 is Piopiy's "property missing"; an HTTP 502 whose
 		// body does not say so is a gateway failure instead.
 		kind, ok = KindValidation, true

@@ -31,7 +31,7 @@ func (c Credentials) GoString() string { return c.String() }
 // form; without it %+v of a struct holding Credentials would reach the field.
 func (c Credentials) Format(f fmt.State, verb rune) {
 	if verb == 'q' {
-		fmt.Fprintf(f, "%q", c.String())
+		_, _ = fmt.Fprintf(f, "%q", c.String()) // a Formatter cannot report a failed write
 		return
 	}
 	_, _ = f.Write([]byte(c.String()))

@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 	if cluster.kubeconfig != "" {
 		_ = os.RemoveAll(filepath.Dir(cluster.kubeconfig))
 	}
-	os.RemoveAll(toolHome())
+	_ = os.RemoveAll(toolHome())
 	os.Exit(code)
 }
 
@@ -154,11 +154,13 @@ func installStubCRDs() error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
+	defer func() { _ = os.Remove(f.Name()) }()
 	if _, err := f.WriteString(stubCRDs); err != nil {
 		return err
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		return err
+	}
 	kubectlPath := filepath.Join(toolsDir(), "kubectl")
 	if out, errOut, err := runPath(kubectlPath, "--kubeconfig", cluster.kubeconfig, "apply", "-f", f.Name()); err != nil {
 		return fmt.Errorf("installing stub CRDs: %v\n%s%s", err, out, errOut)
@@ -219,7 +221,9 @@ func applyStdin(t testing.TB, manifest string, args ...string) string {
 	if _, err := f.WriteString(manifest); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	for i, a := range args {
 		if a == "-" {
 			args[i] = f.Name()

@@ -49,8 +49,7 @@ func TestDemoSmoke(t *testing.T) {
 	case err = <-done:
 	case <-time.After(3 * time.Minute):
 		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("demo --smoke still running after 3m; output:\n%s", tail(out.String(), 16384))
+		t.Fatalf("demo --smoke still running after 3m (%v); output:\n%s", <-done, tail(out.String(), 16384))
 	}
 	text := out.String()
 	if err != nil {
@@ -81,7 +80,7 @@ func demoBinaries(t *testing.T) string {
 	must(t, os.MkdirAll(dir, 0o755))
 	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	must(t, err)
-	t.Cleanup(func() { lock.Close() })
+	t.Cleanup(func() { _ = lock.Close() }) // closing releases the lock
 	if syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
 		t.Logf("waiting for another demo test using %s", dir)
 		must(t, syscall.Flock(int(lock.Fd()), syscall.LOCK_EX))

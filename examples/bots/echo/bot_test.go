@@ -39,7 +39,7 @@ func TestEchoBot(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer c.CloseNow()
+			defer func() { _ = c.CloseNow() }()
 			start, _ := json.Marshal(start{Type: "start", Call: "demo", Namespace: "ns", Attempt: 1, SampleRate: tc.rate, ListenMode: "caller"})
 			if err := c.Write(ctx, websocket.MessageText, start); err != nil {
 				t.Fatal(err)

@@ -234,13 +234,6 @@ func newPlanner(pool *voicev1alpha1.AgentPool) *planner {
 	return p
 }
 
-func (p *planner) clone() *planner {
-	c := *p
-	c.used = slices.Clone(p.used)
-	c.last = slices.Clone(p.last)
-	return &c
-}
-
 // pick returns the index of the agent the strategy gives a call wanting
 // skills, or -1 when none is free. Agents in tried are skipped while some
 // unpaused agent with the skills has not been tried; once all have, a new
@@ -289,7 +282,7 @@ func (p *planner) eligible(skills, tried []string) func(i int) bool {
 	}
 	return func(i int) bool {
 		a := &p.agents[i]
-		return !a.Paused && hasSkills(a, skills) && p.used[i] < capacity(a) && !(untried && slices.Contains(tried, a.Name))
+		return !a.Paused && hasSkills(a, skills) && p.used[i] < capacity(a) && (!untried || !slices.Contains(tried, a.Name))
 	}
 }
 

@@ -199,7 +199,7 @@ func (r *Reconciler) afterDial(call *voicev1alpha1.Call, result dialResult) (ctr
 			// Nothing was placed and the intent was withdrawn: the Call
 			// waits, Stalled, for the Secret to be fixed.
 			return r.accountProblem(call, &errStalled{reason: reasonAuthenticationFailed,
-				err: fmt.Errorf("Piopiy refused the account's credentials, so nothing was placed; fix the app id or secret in the account Secret: %w", result.err)})
+				err: fmt.Errorf("Piopiy refused the account's credentials, so nothing was placed; fix the app id or secret in the account Secret: %w", result.err)}) //nolint:staticcheck // ST1005: Piopiy is a name, and this message is the Stalled condition's sentence
 		}
 		return ctrl.Result{}, nil
 	case dialNotSent:

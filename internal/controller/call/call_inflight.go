@@ -31,30 +31,14 @@ func (r *Reconciler) reconcileInFlight(ctx context.Context, call *voicev1alpha1.
 	}
 	switch a.State {
 	case voicev1alpha1.AttemptIntent, voicev1alpha1.AttemptUnknown:
-		if v, ok := r.unrecorded.LoadAndDelete(a.ID); ok && a.State == voicev1alpha1.AttemptIntent {
-			// This process made the POST but could not write its result.
-			res := v.(dialResult)
-			if err := r.recordDialResult(ctx, call, a.ID, res); err != nil {
-				r.unrecorded.Store(a.ID, res)
-				return ctrl.Result{}, err
-			}
-			return r.afterDial(call, res)
-		}
-		if a.State == voicev1alpha1.AttemptIntent {
-			// Intent at the start of a reconcile means the process that wrote
-			// it stopped before recording the POST's result.
-			a.State = voicev1alpha1.AttemptUnknown
-			a.Message = "create was ambiguous: the manager stopped while dialing; settling from Piopiy's webhooks"
-			metrics.AmbiguousCreates.Inc()
-			r.event(call, "Warning", "DialAmbiguous", "attempt %d: the manager stopped while dialing; waiting for Piopiy's webhooks, not redialling", a.Number)
-		}
-		deadline := a.IntentTime.Add(r.SettleTimeout)
-		if now.Before(deadline) {
-			// Webhooks wake us when they come; the deadline is not watched.
-			return ctrl.Result{RequeueAfter: deadline.Sub(now)}, nil
-		}
-		r.endUnsettled(call, a, fmt.Sprintf("the create was ambiguous and Piopiy showed no call within %s; not redialled because the person may have been rung", r.SettleTimeout))
-		return ctrl.Result{}, nil
+		// Webhooks settle an ambiguous create, and wake us when they come.
+		return r.settleCreate(ctx, call, a, now, unsettledCreate{
+			record:    r.recordDialResult,
+			after:     r.afterDial,
+			message:   "create was ambiguous: the manager stopped while dialing; settling from Piopiy's webhooks",
+			event:     "attempt %d: the manager stopped while dialing; waiting for Piopiy's webhooks, not redialling",
+			unsettled: fmt.Sprintf("the create was ambiguous and Piopiy showed no call within %s; not redialled because the person may have been rung", r.SettleTimeout),
+		})
 	}
 
 	// Dialed: Piopiy placed the call.
@@ -84,6 +68,45 @@ func (r *Reconciler) reconcileInFlight(ctx context.Context, call *voicev1alpha1.
 		return ctrl.Result{RequeueAfter: min(max(r.CDRGrace*3, time.Second), giveUp.Sub(now))}, nil
 	}
 	return ctrl.Result{RequeueAfter: r.followUpIn(call)}, nil
+}
+
+// unsettledCreate is how one API's in-flight pass settles an attempt whose
+// create may not have been recorded.
+type unsettledCreate struct {
+	record    func(context.Context, *voicev1alpha1.Call, string, dialResult) error
+	after     func(*voicev1alpha1.Call, dialResult) (ctrl.Result, error)
+	message   string // the attempt's message once the create is known ambiguous
+	event     string // the DialAmbiguous event's format, given the attempt number
+	unsettled string // why it ends unsettled after SettleTimeout
+}
+
+// settleCreate follows an attempt in Intent or Unknown. A dial result this
+// process got but could not write is recorded. Otherwise an Intent at the
+// start of a reconcile means the process that wrote it stopped before
+// recording the POST's result: it becomes Unknown, and it ends unsettled,
+// never redialled (the person may have been rung), after SettleTimeout.
+func (r *Reconciler) settleCreate(ctx context.Context, call *voicev1alpha1.Call, a *voicev1alpha1.CallAttempt, now time.Time, how unsettledCreate) (ctrl.Result, error) {
+	if v, ok := r.unrecorded.LoadAndDelete(a.ID); ok && a.State == voicev1alpha1.AttemptIntent {
+		res := v.(dialResult)
+		if err := how.record(ctx, call, a.ID, res); err != nil {
+			r.unrecorded.Store(a.ID, res)
+			return ctrl.Result{}, err
+		}
+		return how.after(call, res)
+	}
+	if a.State == voicev1alpha1.AttemptIntent {
+		a.State = voicev1alpha1.AttemptUnknown
+		a.Message = how.message
+		metrics.AmbiguousCreates.Inc()
+		r.event(call, "Warning", "DialAmbiguous", how.event, a.Number)
+	}
+	deadline := a.IntentTime.Add(r.SettleTimeout)
+	if now.Before(deadline) {
+		// The deadline is not watched.
+		return ctrl.Result{RequeueAfter: deadline.Sub(now)}, nil
+	}
+	r.endUnsettled(call, a, how.unsettled)
+	return ctrl.Result{}, nil
 }
 
 // hangupIfAsked sends Piopiy a hangup for spec.hangup or an unanswered call

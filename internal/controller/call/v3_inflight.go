@@ -25,28 +25,15 @@ func (r *Reconciler) reconcileInFlightV3(ctx context.Context, call *voicev1alpha
 	now := r.Now()
 	switch a.State {
 	case voicev1alpha1.AttemptIntent, voicev1alpha1.AttemptUnknown:
-		if v, ok := r.unrecorded.LoadAndDelete(a.ID); ok && a.State == voicev1alpha1.AttemptIntent {
-			res := v.(dialResult)
-			if err := r.recordV3DialResult(ctx, call, a.ID, res); err != nil {
-				r.unrecorded.Store(a.ID, res)
-				return ctrl.Result{}, err
-			}
-			return r.afterDialV3(call, res)
-		}
-		if a.State == voicev1alpha1.AttemptIntent {
-			a.State = voicev1alpha1.AttemptUnknown
-			a.Message = "create was ambiguous: the manager stopped while dialing"
-			metrics.AmbiguousCreates.Inc()
-			r.event(call, "Warning", "DialAmbiguous", "attempt %d: the manager stopped while dialing; not redialling", a.Number)
-		}
 		// v3 offers no way to find a call by our attempt id, so an
 		// ambiguous create is waited out: the person may have been rung.
-		deadline := a.IntentTime.Add(r.SettleTimeout)
-		if now.Before(deadline) {
-			return ctrl.Result{RequeueAfter: deadline.Sub(now)}, nil
-		}
-		r.endUnsettled(call, a, fmt.Sprintf("the create was ambiguous and Piopiy v3 offers no lookup by attempt id; ended after %s without redialling because the person may have been rung", r.SettleTimeout))
-		return ctrl.Result{}, nil
+		return r.settleCreate(ctx, call, a, now, unsettledCreate{
+			record:    r.recordV3DialResult,
+			after:     r.afterDialV3,
+			message:   "create was ambiguous: the manager stopped while dialing",
+			event:     "attempt %d: the manager stopped while dialing; not redialling",
+			unsettled: fmt.Sprintf("the create was ambiguous and Piopiy v3 offers no lookup by attempt id; ended after %s without redialling because the person may have been rung", r.SettleTimeout),
+		})
 	}
 	if err := r.hangupV3IfAsked(ctx, call, a, now); err != nil {
 		return ctrl.Result{}, err

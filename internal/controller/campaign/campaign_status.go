@@ -38,7 +38,8 @@ func (s *scope) done() bool {
 const maxDispositions = 50
 
 // summarize computes status from the pass: counts, times and every
-// condition. It is the one place conditions are set.
+// condition. It (through the steps it calls) is the one place conditions
+// are set.
 func (r *Reconciler) summarize(s *scope, err error) {
 	c := s.c
 	st := &c.Status
@@ -50,35 +51,7 @@ func (r *Reconciler) summarize(s *scope, err error) {
 		st.Skipped = s.contacts.dropped() + s.dncNow
 	}
 	if s.rec != nil {
-		st.Succeeded, st.Failed = 0, 0
-		outcomes := map[string]int64{}
-		dispositions := map[string]int64{}
-		for _, row := range s.rec.rows {
-			if successful(c, row.outcome) {
-				st.Succeeded++
-			} else {
-				st.Failed++
-			}
-			outcomes[string(row.outcome)]++
-			if d := row.disposition; d != "" {
-				if _, ok := dispositions[d]; !ok && len(dispositions) >= maxDispositions {
-					d = "other"
-				}
-				dispositions[d]++
-			}
-		}
-		st.Outcomes, st.Dispositions = nil, nil
-		if len(outcomes) > 0 {
-			st.Outcomes = outcomes
-		}
-		if len(dispositions) > 0 {
-			st.Dispositions = dispositions
-		}
-		names := make([]string, len(s.rec.shards))
-		for i, sh := range s.rec.shards {
-			names[i] = sh.name
-		}
-		st.Results = &voicev1alpha1.CampaignResults{ConfigMaps: names, Recorded: int64(len(s.rec.rows))}
+		summarizeResults(s)
 	}
 	if s.listed && s.contacts != nil {
 		st.Active = int64(s.inflight() + s.created)
@@ -95,7 +68,55 @@ func (r *Reconciler) summarize(s *scope, err error) {
 	case !done && s.contacts != nil && s.rec != nil:
 		st.CompletionTime = nil
 	}
+	setSpecConditions(s)
+	setReadiness(s, err, done)
+	// The spec was read and acted on even when a request failed (the
+	// failure is in Reconciling): suspend and stop are observed at once.
+	if _, onlyStalled := stalledOnly(err); s.contacts != nil || onlyStalled {
+		st.ObservedGeneration = c.Generation
+	}
+}
 
+// summarizeResults counts the recorded results: succeeded and failed,
+// outcomes, dispositions (at most maxDispositions, the rest "other") and
+// where they are recorded.
+func summarizeResults(s *scope) {
+	c := s.c
+	st := &c.Status
+	st.Succeeded, st.Failed = 0, 0
+	outcomes := map[string]int64{}
+	dispositions := map[string]int64{}
+	for _, row := range s.rec.rows {
+		if successful(c, row.outcome) {
+			st.Succeeded++
+		} else {
+			st.Failed++
+		}
+		outcomes[string(row.outcome)]++
+		if d := row.disposition; d != "" {
+			if _, ok := dispositions[d]; !ok && len(dispositions) >= maxDispositions {
+				d = "other"
+			}
+			dispositions[d]++
+		}
+	}
+	st.Outcomes, st.Dispositions = nil, nil
+	if len(outcomes) > 0 {
+		st.Outcomes = outcomes
+	}
+	if len(dispositions) > 0 {
+		st.Dispositions = dispositions
+	}
+	names := make([]string, len(s.rec.shards))
+	for i, sh := range s.rec.shards {
+		names[i] = sh.name
+	}
+	st.Results = &voicev1alpha1.CampaignResults{ConfigMaps: names, Recorded: int64(len(s.rec.rows))}
+}
+
+// setSpecConditions sets Suspended, Stopped and InWindow.
+func setSpecConditions(s *scope) {
+	c := s.c
 	if c.Spec.Suspend {
 		setCondition(c, ConditionSuspended, true, "Suspended", "spec.suspend is true: no new Calls and no retries; Calls in flight go on")
 	} else {
@@ -121,9 +142,14 @@ func (r *Reconciler) summarize(s *scope, err error) {
 	case s.listed && s.contacts != nil:
 		setCondition(c, ConditionInWindow, true, "InWindow", "")
 	}
+}
 
+// setReadiness sets Ready, Reconciling and Stalled from the pass's error
+// and where the Campaign is.
+func setReadiness(s *scope, err error, done bool) {
+	c := s.c
+	st := &c.Status
 	var stalled *errStalled
-	_, onlyStalled := stalledOnly(err)
 	errors.As(err, &stalled)
 	tally := fmt.Sprintf("%d succeeded, %d failed, %d skipped of %d", st.Succeeded, st.Failed, st.Skipped, st.Total)
 	switch {
@@ -160,11 +186,6 @@ func (r *Reconciler) summarize(s *scope, err error) {
 		setCondition(c, voicev1alpha1.ConditionReady, false, reason, msg)
 		setCondition(c, voicev1alpha1.ConditionReconciling, true, reason, msg)
 		setCondition(c, voicev1alpha1.ConditionStalled, false, reason, "")
-	}
-	// The spec was read and acted on even when a request failed (the
-	// failure is in Reconciling): suspend and stop are observed at once.
-	if s.contacts != nil || onlyStalled {
-		st.ObservedGeneration = c.Generation
 	}
 }
 

@@ -125,7 +125,47 @@ func (r *Reconciler) record(ctx context.Context, s *scope) error {
 // cache hold back everything; concurrency, the endpoint's free slots and
 // pacing end the pass.
 func (r *Reconciler) grant(ctx context.Context, s *scope) error {
-	c := s.c
+	s.scheduleRetries()
+	if s.heldBack() {
+		return nil
+	}
+	if !s.sched.deadline.IsZero() {
+		s.requeueIn(s.sched.deadline.Sub(s.now))
+	}
+	g := newGrantPass(s)
+	for _, w := range s.waiters {
+		if !w.due.After(s.now) {
+			g.try(w.e, w.n)
+		}
+	}
+	for _, e := range s.contacts.entries {
+		key := e.c.key()
+		if _, ok := s.byKey[key]; ok {
+			continue
+		}
+		if _, ok := s.rec.rows[key]; ok {
+			continue
+		}
+		if _, no := s.dnc[e.c.number]; no {
+			continue
+		}
+		g.try(e, 1)
+	}
+	if s.outsideWindow > 0 && !s.anyOpen {
+		if !s.nextWindow.IsZero() {
+			s.requeueIn(s.nextWindow.Sub(s.now))
+		}
+		s.wait("OutsideWindow", fmt.Sprintf("%d due contact(s) outside their calling window", s.outsideWindow))
+	}
+	if len(g.plan) == 0 {
+		return nil
+	}
+	return r.startPlanned(ctx, s, g)
+}
+
+// scheduleRetries sorts the waiters, oldest due first, and comes back when
+// the first retry not yet due falls due.
+func (s *scope) scheduleRetries() {
 	slices.SortFunc(s.waiters, func(a, b waiter) int { return a.due.Compare(b.due) })
 	for _, w := range s.waiters {
 		if w.due.After(s.now) {
@@ -138,28 +178,50 @@ func (r *Reconciler) grant(ctx context.Context, s *scope) error {
 		// Time is not watched: come back when the first retry falls due.
 		s.requeueIn(s.nextAttempt.Sub(s.now))
 	}
+}
+
+// heldBack reports whether this pass starts nothing at all: the Campaign
+// ended, is suspended, has not started, or waits for the cache.
+func (s *scope) heldBack() bool {
 	switch {
 	case s.ended:
-		return nil
-	case c.Spec.Suspend:
+		return true
+	case s.c.Spec.Suspend:
 		s.wait("Suspended", "spec.suspend is true: no new Calls and no retries; Calls in flight go on")
-		return nil
+		return true
 	case !s.sched.start.IsZero() && s.now.Before(s.sched.start):
 		s.wait("NotStarted", "schedule.startTime is "+s.sched.start.UTC().Format(time.RFC3339))
 		s.requeueIn(s.sched.start.Sub(s.now))
 		s.nextWindow = s.sched.start
-		return nil
+		return true
 	case !s.expectationsMet:
 		// The Calls created last time will show in the cache and their
 		// create events wake this Campaign; the requeue only bounds a wait
 		// for a Call deleted before it was seen.
 		s.wait("WaitingForCache", "waiting for the cache to show the Calls just created")
 		s.requeueIn(expectationTimeout)
-		return nil
+		return true
 	}
-	if !s.sched.deadline.IsZero() {
-		s.requeueIn(s.sched.deadline.Sub(s.now))
-	}
+	return false
+}
+
+// grantPass plans the Calls one pass starts, within its limits.
+type grantPass struct {
+	s           *scope
+	limit       int // Calls live at once
+	limitReason string
+	budget      int // starts this pass
+	pacer       pacer
+	tat         time.Time
+	zones       map[*time.Location]bool // open now, by zone
+	plan        []*voicev1alpha1.Call
+	tats        []time.Time // the pacer's time after each planned Call
+	fresh       []bool      // whether each planned Call is a first attempt
+	full        bool        // no more starts this pass; the rest is only counted
+}
+
+func newGrantPass(s *scope) *grantPass {
+	c := s.c
 	limit := int(c.Spec.Concurrency)
 	if limit <= 0 {
 		limit = 10
@@ -175,100 +237,84 @@ func (r *Reconciler) grant(ctx context.Context, s *scope) error {
 			limit, limitReason = 0, "EndpointNotReady"
 		}
 	}
-	budget := min(limit-s.live(), maxCreatesPerPass)
-	p := newPacer(c.Spec.CallsPerMinute)
-	tat := paceTime(&c.Status)
-	zones := map[*time.Location]bool{}
-	isOpen := func(e entry) bool {
-		zone := e.c.zone
-		if zone == nil {
-			zone = s.sched.zone
-		}
-		open, seen := zones[zone]
-		if !seen {
-			open = s.sched.open(s.now, zone)
-			zones[zone] = open
-			if !open {
-				if next, ok := s.sched.nextOpen(s.now, zone); ok && (s.nextWindow.IsZero() || next.Before(s.nextWindow)) {
-					s.nextWindow = next
-				}
-			}
-		}
-		return open
+	return &grantPass{
+		s: s, limit: limit, limitReason: limitReason,
+		budget: min(limit-s.live(), maxCreatesPerPass),
+		pacer:  newPacer(c.Spec.CallsPerMinute),
+		tat:    paceTime(&c.Status),
+		zones:  map[*time.Location]bool{},
 	}
+}
 
-	var plan []*voicev1alpha1.Call
-	var tats []time.Time
-	var fresh []bool
-	full := false // no more starts this pass; the rest is only counted
-	try := func(e entry, n int32) {
-		if !isOpen(e) {
-			s.outsideWindow++
-			return
-		}
-		s.anyOpen = true
-		if full {
-			return
-		}
-		if len(plan) >= budget {
-			full = true
-			if len(plan) < limit-s.live() {
-				// Only the per-pass cap: go on at once.
-				s.requeueIn(time.Millisecond)
-			} else {
-				s.wait(limitReason, fmt.Sprintf("%d Calls in flight, limit %d", s.live(), limit))
+// isOpen reports whether e's calling window is open now, and keeps the
+// first time a closed one opens.
+func (g *grantPass) isOpen(e entry) bool {
+	s := g.s
+	zone := e.c.zone
+	if zone == nil {
+		zone = s.sched.zone
+	}
+	open, seen := g.zones[zone]
+	if !seen {
+		open = s.sched.open(s.now, zone)
+		g.zones[zone] = open
+		if !open {
+			if next, ok := s.sched.nextOpen(s.now, zone); ok && (s.nextWindow.IsZero() || next.Before(s.nextWindow)) {
+				s.nextWindow = next
 			}
-			return
-		}
-		next, ok := p.take(tat, s.now)
-		if !ok {
-			full = true
-			// Time is not watched: come back when the bucket allows.
-			s.requeueIn(p.wait(tat, s.now))
-			s.wait("Pacing", fmt.Sprintf("callsPerMinute %d: %s", c.Spec.CallsPerMinute, p))
-			return
-		}
-		tat = next
-		plan = append(plan, buildCall(c, e, n))
-		tats = append(tats, tat)
-		fresh = append(fresh, n == 1)
-	}
-	for _, w := range s.waiters {
-		if !w.due.After(s.now) {
-			try(w.e, w.n)
 		}
 	}
-	for _, e := range s.contacts.entries {
-		key := e.c.key()
-		if _, ok := s.byKey[key]; ok {
-			continue
-		}
-		if _, ok := s.rec.rows[key]; ok {
-			continue
-		}
-		if _, no := s.dnc[e.c.number]; no {
-			continue
-		}
-		try(e, 1)
+	return open
+}
+
+// try plans attempt n of e, when its window is open and the limits and the
+// pacer allow; once they do not, the rest is only counted.
+func (g *grantPass) try(e entry, n int32) {
+	s, c := g.s, g.s.c
+	if !g.isOpen(e) {
+		s.outsideWindow++
+		return
 	}
-	if s.outsideWindow > 0 && !s.anyOpen {
-		if !s.nextWindow.IsZero() {
-			s.requeueIn(s.nextWindow.Sub(s.now))
+	s.anyOpen = true
+	if g.full {
+		return
+	}
+	if len(g.plan) >= g.budget {
+		g.full = true
+		if len(g.plan) < g.limit-s.live() {
+			// Only the per-pass cap: go on at once.
+			s.requeueIn(time.Millisecond)
+		} else {
+			s.wait(g.limitReason, fmt.Sprintf("%d Calls in flight, limit %d", s.live(), g.limit))
 		}
-		s.wait("OutsideWindow", fmt.Sprintf("%d due contact(s) outside their calling window", s.outsideWindow))
+		return
 	}
-	if len(plan) == 0 {
-		return nil
+	next, ok := g.pacer.take(g.tat, s.now)
+	if !ok {
+		g.full = true
+		// Time is not watched: come back when the bucket allows.
+		s.requeueIn(g.pacer.wait(g.tat, s.now))
+		s.wait("Pacing", fmt.Sprintf("callsPerMinute %d: %s", c.Spec.CallsPerMinute, g.pacer))
+		return
 	}
-	made, err := r.createAll(ctx, s, plan)
+	g.tat = next
+	g.plan = append(g.plan, buildCall(c, e, n))
+	g.tats = append(g.tats, g.tat)
+	g.fresh = append(g.fresh, n == 1)
+}
+
+// startPlanned creates the planned Calls and records what was started.
+func (r *Reconciler) startPlanned(ctx context.Context, s *scope, g *grantPass) error {
+	c := s.c
+	made, err := r.createAll(ctx, s, g.plan)
 	s.created = made
-	for _, f := range fresh[:made] {
+	for _, f := range g.fresh[:made] {
 		if f {
 			s.createdFresh++
 		}
 	}
 	if made > 0 {
-		setPaceTime(&c.Status, tats[made-1])
+		setPaceTime(&c.Status, g.tats[made-1])
 		if c.Status.StartTime == nil {
 			c.Status.StartTime = ptr.To(metav1.NewTime(s.now))
 		}

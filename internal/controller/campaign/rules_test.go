@@ -143,7 +143,7 @@ func TestCampaignRetriesObeyRules(t *testing.T) {
 		clk.advance(20 * time.Second)
 		poke(t, ns, "rules")
 	}
-	c := observed(t, ns, "rules", "four contacts waiting for a retry", func(c *voicev1alpha1.Campaign) bool {
+	observed(t, ns, "rules", "four contacts waiting for a retry", func(c *voicev1alpha1.Campaign) bool {
 		return c.Status.Waiting == 4 && c.Status.Active == 0 && c.Status.NextAttemptTime != nil
 	})
 
@@ -153,7 +153,7 @@ func TestCampaignRetriesObeyRules(t *testing.T) {
 	})
 	clk.advance(11 * time.Minute)
 	poke(t, ns, "rules")
-	c = observed(t, ns, "rules", "retries due, outside the window", func(c *voicev1alpha1.Campaign) bool {
+	c := observed(t, ns, "rules", "retries due, outside the window", func(c *voicev1alpha1.Campaign) bool {
 		w := condition(c, campaign.ConditionInWindow)
 		return c.Status.WaitingForWindow == 4 && w != nil && w.Status == metav1.ConditionFalse
 	})

@@ -76,7 +76,7 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	// CAMPAIGN_TEST_LOG=<file> keeps the controllers' logs for debugging.
-	var logTo io.Writer = io.Discard
+	logTo := io.Discard
 	if path := os.Getenv("CAMPAIGN_TEST_LOG"); path != "" {
 		f, err := os.Create(path)
 		if err != nil {

@@ -127,7 +127,7 @@ func (r *Reconciler) enqueue(ctx context.Context, c *voicev1alpha1.Call) (full *
 func (r *Reconciler) releaseStale(s *scope, pool *voicev1alpha1.AgentPool) {
 	for _, a := range pool.Status.Agents {
 		for _, res := range a.Reservations {
-			if res.Call == s.call.Name && !(a.Name == s.call.Status.Handoff.Agent && s.call.Status.Handoff.Phase != voicev1alpha1.HandoffRequested) {
+			if res.Call == s.call.Name && (a.Name != s.call.Status.Handoff.Agent || s.call.Status.Handoff.Phase == voicev1alpha1.HandoffRequested) {
 				s.release = true
 				return
 			}

@@ -546,9 +546,9 @@ func TestChildrenAreOwnedForCleanup(t *testing.T) {
 	if rb.RoleRef != wantRef || !reflect.DeepEqual(rb.Subjects, wantSubjects) {
 		t.Errorf("role binding %+v %+v, want %+v %+v", rb.RoleRef, rb.Subjects, wantRef, wantSubjects)
 	}
-	allows := func(resource, verb string) bool {
+	allows := func(res, verb string) bool {
 		for _, r := range role.Rules {
-			if slices.Contains(r.APIGroups, "voice.callfleet.dev") && slices.Contains(r.Resources, resource) && slices.Contains(r.Verbs, verb) {
+			if slices.Contains(r.APIGroups, "voice.callfleet.dev") && slices.Contains(r.Resources, res) && slices.Contains(r.Verbs, verb) {
 				return true
 			}
 		}

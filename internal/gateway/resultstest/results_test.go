@@ -126,7 +126,9 @@ func startStack() (func(), error) {
 	}()
 	stop := func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stderr, "stream gateway:", err)
+		}
 		_ = bot.Process.Kill()
 		_ = bot.Wait()
 		_ = os.RemoveAll(dir)
@@ -163,7 +165,7 @@ func freeAddr() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // only listened to pick a free port
 	return l.Addr().String(), nil
 }
 

@@ -43,7 +43,7 @@ func IdleConnections(t testing.TB, addr string, n int, wait time.Duration) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer c.Close()
+			defer func() { _ = c.Close() }()
 			br := bufio.NewReader(c)
 			if i%2 == 1 {
 				resp, err := http.ReadResponse(br, req)

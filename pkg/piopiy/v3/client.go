@@ -243,7 +243,7 @@ func mayHaveBeenSent(err error, tr *connTrace) bool {
 	if errors.As(err, &opErr) && opErr.Op == "dial" {
 		return false
 	}
-	return !(tr.getConn.Load() && !tr.gotConn.Load())
+	return !tr.getConn.Load() || tr.gotConn.Load()
 }
 
 // retry runs fn until it succeeds, fails for good or the attempts run out,

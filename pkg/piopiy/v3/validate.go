@@ -453,8 +453,16 @@ func validateConnect(a obj, field string) error {
 	if err := requiredAndAllowed(a, []string{"action", "params", "endpoints"}, []string{"action", "params", "endpoints"}, field); err != nil {
 		return err
 	}
+	if err := validateConnectParams(a["params"], field); err != nil {
+		return err
+	}
+	return validateConnectEndpoints(a["endpoints"], field)
+}
+
+// validateConnectParams checks a connect action's params.
+func validateConnectParams(v any, field string) error {
 	pf := field + ".params"
-	params, err := ensureDict(a["params"], pf)
+	params, err := ensureDict(v, pf)
 	if err != nil {
 		return err
 	}
@@ -481,30 +489,14 @@ func validateConnect(a obj, field string) error {
 		if err := allowedOnly(opts, []string{"max_duration_sec", "ring_timeout_sec", "machine_detection", "recording", "waiting_music"}, of, "field(s)"); err != nil {
 			return err
 		}
-		if y, ok := opts["max_duration_sec"]; ok {
-			if err := ensureInt(y, of+".max_duration_sec", 10, 7200); err != nil {
-				return err
-			}
-		}
-		if y, ok := opts["ring_timeout_sec"]; ok {
-			if err := ensureInt(y, of+".ring_timeout_sec", 5, 120); err != nil {
-				return err
-			}
-		}
-		if y, ok := opts["machine_detection"]; ok {
-			if err := ensureBool(y, of+".machine_detection"); err != nil {
-				return err
-			}
-		}
-		if y, ok := opts["waiting_music"]; ok {
-			if err := ensureString(y, of+".waiting_music", 0, 0); err != nil {
-				return err
-			}
-		}
-		if y, ok := opts["recording"]; ok {
-			if err := validateRecording(y, of+".recording"); err != nil {
-				return err
-			}
+		if err := checkOptional(opts, of+".",
+			optionalField{"max_duration_sec", intIn(10, 7200)},
+			optionalField{"ring_timeout_sec", intIn(5, 120)},
+			optionalField{"machine_detection", ensureBool},
+			optionalField{"waiting_music", stringOf(0)},
+			optionalField{"recording", validateRecording},
+		); err != nil {
+			return err
 		}
 	}
 	if x, ok := params["metadata"]; ok {
@@ -512,8 +504,14 @@ func validateConnect(a obj, field string) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// validateConnectEndpoints checks a connect action's endpoints: PSTN and
+// SIP ones first, then at most two agents.
+func validateConnectEndpoints(v any, field string) error {
 	ef := field + ".endpoints"
-	eps, err := ensureList(a["endpoints"], ef)
+	eps, err := ensureList(v, ef)
 	if err != nil {
 		return err
 	}
@@ -574,6 +572,36 @@ func validateConnect(a obj, field string) error {
 		}
 	}
 	return nil
+}
+
+// optionalField is the check of one optional member of an object.
+type optionalField struct {
+	key   string
+	check func(v any, field string) error
+}
+
+// checkOptional runs the checks of the members o has, in order; prefix is
+// o's path with a trailing dot ("" at the top of a body).
+func checkOptional(o obj, prefix string, fields ...optionalField) error {
+	for _, f := range fields {
+		if x, ok := o[f.key]; ok {
+			if err := f.check(x, prefix+f.key); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// intIn is ensureInt's check for [lo, hi].
+func intIn(lo, hi int64) func(any, string) error {
+	return func(v any, field string) error { return ensureInt(v, field, lo, hi) }
+}
+
+// stringOf is ensureString's check for a string of at least minLen, with
+// no maximum.
+func stringOf(minLen int) func(any, string) error {
+	return func(v any, field string) error { return ensureString(v, field, minLen, 0) }
 }
 
 var pipelineActions = []string{"connect", "hangup", "input", "param", "play", "play_get_input", "record"}
@@ -824,6 +852,25 @@ func validateTransfer(v any) error {
 	if err := requiredAndAllowed(body, nil, allowed, "body"); err != nil {
 		return err
 	}
+	if err := validateTransferTarget(body); err != nil {
+		return err
+	}
+	return checkOptional(body, "",
+		optionalField{"to_number", validatePhone},
+		optionalField{"sip_uri", stringOf(1)},
+		optionalField{"caller_id", validatePhone},
+		optionalField{"timeout_sec", intIn(5, 120)},
+		optionalField{"confirm", ensureBool},
+		optionalField{"hold_audio", stringOf(1)},
+		optionalField{"transfer_summary", stringOf(0)},
+		optionalField{"sip_headers", validateSIPHeaders},
+		optionalField{"variables", func(x any, field string) error { return validateVariables(x, field, 0, 0) }},
+	)
+}
+
+// validateTransferTarget checks a transfer names exactly one target, and
+// that a pipeline (a cold transfer) comes without the warm-only fields.
+func validateTransferTarget(body obj) error {
 	targets := 0
 	for _, k := range []string{"to_number", "sip_uri", "pipeline"} {
 		if _, ok := body[k]; ok {
@@ -843,54 +890,19 @@ func validateTransfer(v any) error {
 			return err
 		}
 	}
-	if x, ok := body["to_number"]; ok {
-		if err := validatePhone(x, "to_number"); err != nil {
+	return nil
+}
+
+// validateSIPHeaders checks sip_headers is an object of strings.
+func validateSIPHeaders(v any, field string) error {
+	h, err := ensureDict(v, field)
+	if err != nil {
+		return err
+	}
+	for _, k := range keysOf(h) {
+		if err := ensureString(h[k], field+"."+k, 0, 0); err != nil {
 			return err
 		}
-	}
-	if x, ok := body["sip_uri"]; ok {
-		if err := ensureString(x, "sip_uri", 1, 0); err != nil {
-			return err
-		}
-	}
-	if x, ok := body["caller_id"]; ok {
-		if err := validatePhone(x, "caller_id"); err != nil {
-			return err
-		}
-	}
-	if x, ok := body["timeout_sec"]; ok {
-		if err := ensureInt(x, "timeout_sec", 5, 120); err != nil {
-			return err
-		}
-	}
-	if x, ok := body["confirm"]; ok {
-		if err := ensureBool(x, "confirm"); err != nil {
-			return err
-		}
-	}
-	if x, ok := body["hold_audio"]; ok {
-		if err := ensureString(x, "hold_audio", 1, 0); err != nil {
-			return err
-		}
-	}
-	if x, ok := body["transfer_summary"]; ok {
-		if err := ensureString(x, "transfer_summary", 0, 0); err != nil {
-			return err
-		}
-	}
-	if x, ok := body["sip_headers"]; ok {
-		h, err := ensureDict(x, "sip_headers")
-		if err != nil {
-			return err
-		}
-		for _, k := range keysOf(h) {
-			if err := ensureString(h[k], "sip_headers."+k, 0, 0); err != nil {
-				return err
-			}
-		}
-	}
-	if x, ok := body["variables"]; ok {
-		return validateVariables(x, "variables", 0, 0)
 	}
 	return nil
 }

@@ -166,11 +166,11 @@ func resourceOf(path string) string {
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	for i, p := range parts {
 		if p == "namespaces" && i+2 < len(parts) {
-			rest := parts[i+2:]
-			if len(rest) >= 3 {
-				return rest[0] + "/" + rest[2]
+			after := parts[i+2:]
+			if len(after) >= 3 {
+				return after[0] + "/" + after[2]
 			}
-			return rest[0]
+			return after[0]
 		}
 	}
 	return path
@@ -241,7 +241,7 @@ func benchCampaign(b *testing.B) {
 	workers := envInt("CAMPAIGN_BENCH_CALL_WORKERS", 16)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logTo io.Writer = io.Discard
+	logTo := io.Discard
 	if path := os.Getenv("CAMPAIGN_BENCH_LOG"); path != "" {
 		f, err := os.Create(path)
 		if err != nil {

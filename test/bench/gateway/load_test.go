@@ -404,7 +404,11 @@ func (c *child) line(prefix string) string {
 func (c *child) ask(cmd, prefix string) int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	fmt.Fprintln(c.in, cmd)
+	if _, err := fmt.Fprintln(c.in, cmd); err != nil {
+		// The child is gone: its answer is 0, as a missing line is (its
+		// stderr says why).
+		return 0
+	}
 	v, _ := strconv.ParseInt(c.line(prefix), 10, 64)
 	return v
 }

@@ -205,7 +205,10 @@ func (e *Env) startGateway() error {
 	e.closers = append(e.closers, func() {
 		cancel()
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				logger.Error(err, "gateway stopped")
+			}
 		case <-time.After(30 * time.Second):
 		}
 	})
