@@ -180,8 +180,8 @@ type scope struct {
 	finals     []*resultRow
 	finalCalls map[string]*voicev1alpha1.Call
 	releases   []released
-	pending    int64 // never attempted, callable
-	dncNow     int64 // never attempted, on the do-not-call list now
+	pending    []entry // never attempted, callable, in list order
+	dncNow     int64   // never attempted, on the do-not-call list now
 	// Window summary of the due contacts looked at.
 	outsideWindow int64
 	nextWindow    time.Time

@@ -31,7 +31,7 @@ func setCondition(c *voicev1alpha1.Campaign, typ string, ok bool, reason, msg st
 // deadline).
 func (s *scope) done() bool {
 	return s.listed && s.contacts != nil && s.rec != nil && s.inflight()+s.created == 0 && s.unrecorded == 0 &&
-		(s.ended || len(s.waiters) == 0 && s.pending == 0)
+		(s.ended || len(s.waiters) == 0 && len(s.pending) == 0)
 }
 
 // maxDispositions bounds status.dispositions; the rest count as "other".
@@ -55,7 +55,7 @@ func (r *Reconciler) summarize(s *scope, err error) {
 	}
 	if s.listed && s.contacts != nil {
 		st.Active = int64(s.inflight() + s.created)
-		st.Pending = max(s.pending-int64(s.createdFresh), 0)
+		st.Pending = max(int64(len(s.pending)-s.createdFresh), 0)
 		st.Waiting = int64(len(s.waiters) - (s.created - s.createdFresh))
 		st.WaitingForWindow = s.outsideWindow
 		st.NextAttemptTime = timeOrNil(s.nextAttempt)

@@ -80,7 +80,7 @@ func classify(s *scope) {
 			s.dncNow++
 			continue
 		}
-		s.pending++
+		s.pending = append(s.pending, e)
 	}
 }
 
@@ -138,17 +138,7 @@ func (r *Reconciler) grant(ctx context.Context, s *scope) error {
 			g.try(w.e, w.n)
 		}
 	}
-	for _, e := range s.contacts.entries {
-		key := e.c.key()
-		if _, ok := s.byKey[key]; ok {
-			continue
-		}
-		if _, ok := s.rec.rows[key]; ok {
-			continue
-		}
-		if _, no := s.dnc[e.c.number]; no {
-			continue
-		}
+	for _, e := range s.pending {
 		g.try(e, 1)
 	}
 	if s.outsideWindow > 0 && !s.anyOpen {

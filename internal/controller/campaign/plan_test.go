@@ -107,7 +107,7 @@ func TestClassify(t *testing.T) {
 				}
 			case len(s.finals) == 1:
 				got = "final"
-			case s.pending == 1:
+			case len(s.pending) == 1:
 				got = "pending"
 			case s.dncNow == 1:
 				got = "dnc"
